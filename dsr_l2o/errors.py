@@ -1,0 +1,27 @@
+"""User-facing errors: one line that says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class DsrError(Exception):
+    """Base class of every error the command line reports as a single line (exit status 2)."""
+
+
+class GrammarError(DsrError):
+    """A grammar file is malformed; the message names file, key (and line) and the fix."""
+
+
+class FormulaError(DsrError):
+    """A formula does not parse in its grammar."""
+
+
+class TaskError(DsrError):
+    """A task name or ``module:attr`` task spec cannot be resolved."""
+
+
+class ConfigError(DsrError):
+    """A search/evaluation configuration is invalid."""
+
+
+class ResultError(DsrError):
+    """A result directory is missing or incomplete."""
