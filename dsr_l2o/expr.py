@@ -17,6 +17,10 @@ from .errors import FormulaError
 
 MAX_FORMULA_CHARS = 10_000
 MAX_DEPTH = 100
+"""Deepest nesting of parentheses, calls, unary minus and exponents the parser follows."""
+MAX_TREE_DEPTH = 48
+"""Deepest expression tree a formula may parse to (its printed text always nests <= MAX_DEPTH)."""
+_SPACE = " \t\n\r\f\v"
 
 
 @dataclass(frozen=True)
@@ -52,20 +56,21 @@ class Power:
 Expr = Union[Num, Var, Call, Power]
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|[-+*/(),]))"
+    r"[ \t\n\r\f\v]*(?:(?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>\*\*|[-+*/(),]))",
+    re.ASCII,
 )
 _INFIX = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 
 
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
     tokens, pos = [], 0
-    stripped_end = len(text.rstrip())
+    stripped_end = len(text.rstrip(_SPACE))
     while pos < stripped_end:
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            bad = text[pos:].lstrip()[:1]
-            col = len(text) - len(text[pos:].lstrip()) + 1
+            col = len(text) - len(text[pos:].lstrip(_SPACE)) + 1
+            bad = text[col - 1]
             raise FormulaError(
                 f"unexpected character {bad!r} at column {col}; formulas may use only numbers, "
                 "operand names, + - * / **, parentheses and operator calls"
@@ -94,7 +99,7 @@ class _Parser:
         kind, tok, col = self.take()
         if tok != value or kind != "op":
             found = "the end" if kind == "end" else repr(tok)
-            raise FormulaError(f"expected {value!r} at column {col} but found {found}")
+            raise FormulaError(f"expected {value!r} at column {col} but found {found}; check the parentheses")
 
     def parse(self) -> Expr:
         expr = self.sum()
@@ -123,17 +128,16 @@ class _Parser:
         return left
 
     def unary(self) -> Expr:
-        if self.peek() [1] == "-" and self.peek()[0] == "op":
+        while self.peek()[:2] == ("op", "+"):
             self.take()
+        if self.peek()[:2] == ("op", "-"):
+            self.take()
+            if self.peek()[0] == "num" and self.tokens[self.i + 1][1] != "**":
+                return Num(-self.atom().value)
             self.nested()
             inner = self.unary()
             self.depth -= 1
-            if isinstance(inner, Num):
-                return Num(-inner.value)
             return Call("neg", (inner,))
-        if self.peek()[1] == "+" and self.peek()[0] == "op":
-            self.take()
-            return self.unary()
         return self.power()
 
     def power(self) -> Expr:
@@ -191,8 +195,10 @@ class _Parser:
         self.expect(")")
         arity = self.arities[name]
         if len(args) != arity:
+            example = f"{name}({', '.join('xy'[:arity])})"
             raise FormulaError(
-                f"operator {name!r} at column {col} takes {arity} argument(s), got {len(args)}"
+                f"operator {name!r} at column {col} takes {arity} argument(s), got {len(args)}; "
+                f"write it as {example}"
             )
         return Call(name, tuple(args))
 
@@ -208,7 +214,33 @@ def parse(text: str, names: Iterable[str], arities: Mapping[str, int]) -> Expr:
         raise FormulaError(f"formula is longer than {MAX_FORMULA_CHARS} characters")
     if not text.strip():
         raise FormulaError("formula is empty; write an expression such as 'm_hat / sqrt(v_hat)'")
-    return _Parser(text, frozenset(names), arities).parse()
+    try:
+        tree = _Parser(text, frozenset(names), arities).parse()
+    except RecursionError:
+        raise FormulaError(f"formula nests deeper than {MAX_DEPTH} levels; simplify it") from None
+    if depth(tree) > MAX_TREE_DEPTH:
+        raise FormulaError(
+            f"formula is deeper than {MAX_TREE_DEPTH} operations; split it into operands or simplify it"
+        )
+    return tree
+
+
+def _children(expr: Expr) -> tuple:
+    if isinstance(expr, Call):
+        return expr.args
+    if isinstance(expr, Power):
+        return (expr.base,)
+    return ()
+
+
+def depth(expr: Expr) -> int:
+    """Levels of the tree: 1 for a number or name (computed without recursion)."""
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in _children(node))
+    return deepest
 
 
 def variables(expr: Expr) -> set[str]:
@@ -245,7 +277,7 @@ _PREC = {"add": 1, "sub": 1, "mul": 2, "div": 2}
 
 def format_number(value: float) -> str:
     """Shortest text that parses back to the same float."""
-    if value == int(value) and abs(value) < 1e15:
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
 
@@ -258,7 +290,8 @@ def to_text(expr: Expr, prec: int = 0) -> str:
     if isinstance(expr, Var):
         return expr.name
     if isinstance(expr, Power):
-        return f"{to_text(expr.base, 4)}**{expr.exponent}"
+        text = f"{to_text(expr.base, 4)}**{expr.exponent}"
+        return f"({text})" if prec >= 4 else text
     if expr.op in _PREC:
         p = _PREC[expr.op]
         left = to_text(expr.args[0], p)
@@ -266,6 +299,8 @@ def to_text(expr: Expr, prec: int = 0) -> str:
         text = f"{left} {'+-*/'[['add', 'sub', 'mul', 'div'].index(expr.op)]} {right}"
         return f"({text})" if p < prec else text
     if expr.op == "neg":
-        text = f"-{to_text(expr.args[0], 3)}"
+        arg = expr.args[0]
+        inner = f"({to_text(arg)})" if isinstance(arg, Num) else to_text(arg, 3)
+        text = f"-{inner}"
         return f"({text})" if prec > 0 else text
     return f"{expr.op}({', '.join(to_text(a) for a in expr.args)})"

@@ -10,6 +10,7 @@ import sympy as sp
 import torch
 
 from . import expr as ex
+from .errors import FormulaError
 from .grammar import Grammar, load_grammar
 
 
@@ -53,11 +54,22 @@ class Formula:
         return sp.latex(self.sympy)
 
     def evaluate(self, env: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The update direction for operand values ``env`` (differentiable, safe operators)."""
+        """The update direction for operand values ``env`` (differentiable, safe operators).
+
+        The result has the shape, dtype and device of the first tensor in ``env`` even when the
+        formula is a constant; a missing operand raises :class:`~dsr_l2o.errors.FormulaError`.
+        """
+        missing = sorted(self.operands - set(env))
+        if missing:
+            raise FormulaError(f"formula {self.text!r} needs operand value(s) for {', '.join(missing)}")
         out = self.grammar.evaluate(self.expr, env)
+        ref = next((v for v in env.values() if isinstance(v, torch.Tensor)), None)
+        if ref is None:
+            return out if isinstance(out, torch.Tensor) else torch.tensor(float(out), dtype=torch.float64)
         if not isinstance(out, torch.Tensor):
-            ref = next(iter(env.values()))
-            out = torch.full_like(ref, float(out))
+            return torch.full_like(ref, float(out), dtype=ref.dtype if ref.is_floating_point() else None)
+        if out.shape != ref.shape:
+            out = out + torch.zeros_like(ref, dtype=out.dtype)
         return out
 
 

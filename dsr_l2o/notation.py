@@ -18,9 +18,10 @@ def latex_name(name: str) -> str:
     """LaTeX for an operand name: ``m_hat`` -> ``\\hat{m}``, ``m2`` -> ``m_{2}``, ``beta`` -> ``\\beta``."""
     base, _, rest = name.partition("_")
     base_tex = f"\\{base}" if base in _GREEK else base
-    match = re.fullmatch(r"([A-Za-z]+)(\d+)", base)
+    match = re.fullmatch(r"([A-Za-z]+)([0-9]+)", base)
     if match and base not in _GREEK:
-        base_tex = f"{match.group(1)}_{{{match.group(2)}}}"
+        letters = f"\\{match.group(1)}" if match.group(1) in _GREEK else match.group(1)
+        base_tex = f"{letters}_{{{match.group(2)}}}"
     if not rest:
         return base_tex
     if rest in _ACCENTS:
@@ -43,6 +44,8 @@ def latex(grammar: Grammar, expression: sp.Expr | ex.Expr) -> str:
 def operand_latex(grammar: Grammar, operand: Operand) -> str:
     """The definition of one operand as a LaTeX equation."""
     name = latex_name(operand.name)
+    if "_" in name:
+        name = f"{{{name}}}"  # braces keep ``_t`` from becoming a double subscript
     if operand.kind == "grad":
         return rf"{name}_t = \nabla_w L(w_{{t-1}})"
     if operand.kind == "param":

@@ -8,7 +8,10 @@ that is exact. ``expand_guards`` rewrites any remaining guarded call into plain 
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
+from sympy.core.logic import fuzzy_and
 
 TINY = 1e-12
 """Floor of ``|y|`` in division and of ``|x|`` in ``log``."""
@@ -22,16 +25,34 @@ def bounds(expr: sp.Expr) -> tuple[float, float]:
     if expr.is_Number:
         v = float(expr)
         return v, v
-    if isinstance(expr, sp.sign):
+    if expr.is_number and expr.is_real:
+        v = float(expr.evalf())
+        if math.isfinite(v):
+            return v - abs(v) * 1e-14, v + abs(v) * 1e-14
+    if isinstance(expr, (sp.sign, sp.tanh)):
         return -1.0, 1.0
-    if isinstance(expr, (sp.Abs,)) or (expr.is_Pow and expr.exp == sp.Rational(1, 2)):
-        return 0.0, bounds(expr.args[0])[1] if isinstance(expr, sp.Abs) else inf
-    if isinstance(expr, sp.tanh):
-        return -1.0, 1.0
-    if isinstance(expr, ClampedExp) or isinstance(expr, sp.exp):
+    if isinstance(expr, sp.Abs):
+        return _magnitude(bounds(expr.args[0]))
+    if expr.is_Pow and expr.exp == sp.Rational(1, 2):
+        lo, hi = _magnitude(bounds(expr.args[0]))
+        return lo**0.5, hi**0.5
+    if isinstance(expr, (ClampedExp, sp.exp)):
         lo, hi = bounds(expr.args[0])
-        cap = min(hi, EXP_MAX) if isinstance(expr, ClampedExp) else hi
-        return _exp(lo), _exp(cap)
+        if isinstance(expr, ClampedExp):
+            lo, hi = min(lo, EXP_MAX), min(hi, EXP_MAX)
+        return _exp(lo), _exp(hi)
+    if isinstance(expr, sp.log):
+        lo, hi = bounds(expr.args[0])
+        if hi <= 0:
+            return -inf, inf
+        return (math.log(lo) if lo > 0 else -inf), _log(hi)
+    if isinstance(expr, LogAbs):
+        lo, hi = _magnitude(bounds(expr.args[0]))
+        return math.log(max(lo, TINY)), _log(max(hi, TINY))
+    if isinstance(expr, (sp.Max, sp.Min)):
+        pick = max if isinstance(expr, sp.Max) else min
+        ranges = [bounds(a) for a in expr.args]
+        return pick(r[0] for r in ranges), pick(r[1] for r in ranges)
     if expr.is_Add:
         lo = hi = 0.0
         for a in expr.args:
@@ -54,9 +75,21 @@ def bounds(expr: sp.Expr) -> tuple[float, float]:
     return -inf, inf
 
 
-def _exp(x: float) -> float:
-    import math
+def _magnitude(interval: tuple[float, float]) -> tuple[float, float]:
+    """Bounds of ``|x|`` for ``x`` in ``interval``."""
+    lo, hi = interval
+    if lo >= 0:
+        return lo, hi
+    if hi <= 0:
+        return -hi, -lo
+    return 0.0, max(-lo, hi)
 
+
+def _log(x: float) -> float:
+    return math.inf if x == math.inf else math.log(x)
+
+
+def _exp(x: float) -> float:
     return 0.0 if x == float("-inf") else (float("inf") if x > 700 else math.exp(x))
 
 
@@ -102,6 +135,8 @@ class LogAbs(sp.Function):
         lo, hi = bounds(x)
         if lo >= TINY:
             return sp.log(x)
+        if hi <= -TINY:
+            return sp.log(-x)
         return None
 
     def _eval_is_real(self):
@@ -133,7 +168,7 @@ class SafeDiv(sp.Function):
         return None
 
     def _eval_is_real(self):
-        return self.args[0].is_real and self.args[1].is_real
+        return fuzzy_and(a.is_real for a in self.args)
 
     def _latex(self, printer):
         return r"\frac{%s}{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))

@@ -11,18 +11,24 @@ def grammar():
 
 
 @grammar.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file")
 def check(file):
-    """Validate a grammar file; exit non-zero with a one-line error if it is invalid."""
+    """Validate a grammar file; exit non-zero with a one-line error if it is invalid.
+
+    FILE is a path (``.yaml`` may be left out) or the name of a shipped grammar such as ``default``.
+    """
+    from pathlib import Path
+
     from ..grammar import load_grammar
 
-    g = load_grammar(file if file.endswith((".yaml", ".yml")) else __import__("pathlib").Path(file))
-    click.echo(f"{file}: ok (grammar {g.name!r}: {len(g.operands)} operands, "
-               f"{len(g.unary)} unary, {len(g.binary)} binary operators, {len(g.constants)} constants)")
+    g = load_grammar(Path(file))
+    click.echo(f"{g.path}: ok (grammar {g.name!r}: {len(g.operands)} operands, "
+               f"{len(g.unary)} unary, {len(g.binary)} binary operators, {len(g.custom)} custom "
+               f"operators, {len(g.constants)} constants)")
 
 
 @grammar.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False)
 @click.option("--latex", is_flag=True, help="Write definitions in LaTeX instead of plain text.")
 def show(file, latex):
     """Show a grammar's operands, operators and constants (default grammar without FILE)."""

@@ -1,0 +1,125 @@
+"""``dsr-l2o evaluate FORMULA_OR_RESULT_DIR``: compare a formula with tuned baselines."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_lrs(text: str) -> tuple[float, ...]:
+    """``"1e-3,1e-2,0.1"`` or ``"LO:HI:N"`` (N log-spaced values from LO to HI)."""
+    from ..errors import ConfigError
+
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            lo, hi, n = float(lo), float(hi), int(n)
+            if not (0 < lo <= hi and math.isfinite(hi) and n >= 1):
+                raise ValueError
+            if n == 1:
+                return (lo,)
+            ratio = (hi / lo) ** (1 / (n - 1))
+            return tuple(float(f"{lo * ratio ** i:.3g}") for i in range(n))
+        values = tuple(float(v) for v in _split(text))
+    except ValueError:
+        raise ConfigError(f"--lrs {text!r}: give comma-separated positive numbers (1e-3,1e-2) "
+                          "or LO:HI:N for N log-spaced values") from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"--lrs {text!r}: learning rates must be positive finite numbers")
+    return values
+
+
+@click.command()
+@click.argument("formula_or_result_dir")
+@click.option("--tasks", "tasks_text", default=None,
+              help="Comma-separated task names or module:attr specs [default: the validation tasks].")
+@click.option("--baselines", "baselines_text", default=None,
+              help="Comma-separated baselines, or 'none' [default: all: sgd,momentum,nesterov,rmsprop,"
+                   "adam,adamw,lion,powersign,addsign].")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 100),
+              help="Number of seeds (0, 1, ...), each for initialisation and data order.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output directory [default: the result directory].")
+@click.option("--grammar", "grammar_file", default=None, type=click.Path(dir_okay=False),
+              help="Grammar YAML the formula is written in [default: grammars/default.yaml].")
+@click.option("--lrs", "lrs_text", default=None,
+              help="Learning-rate grid: 1e-3,1e-2,... or LO:HI:N [default: 1e-4:1:13].")
+@click.option("--steps", default=None, type=click.IntRange(1, None),
+              help="Training steps per run [default: each task's own].")
+@click.option("--reference", default="adam", show_default=True, help="Optimizer the ratios divide by.")
+def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, grammar_file, lrs_text,
+             steps, reference):
+    """Tune FORMULA_OR_RESULT_DIR and baselines on the same lr grid and seeds; report and plot.
+
+    The argument is a search result directory (its result.json and grammar.yaml are read) or a
+    formula such as 'm_hat / (sqrt(v_hat) + 1e-8)'. Writes OUT/evaluation.json and
+    OUT/plots/loss_<task>.png.
+    """
+    import torch
+
+    from ..atomic import write_json
+    from ..errors import ConfigError
+    from ..evaluation import (BASELINE_NAMES, EvalProtocol, compare, formula_spec, get_baselines,
+                              read_result_formula, save_plots)
+    from ..evaluation.protocol import DEFAULT_LRS
+    from ..tasks import VALIDATION_TASKS, get_task
+
+    source = Path(formula_or_result_dir)
+    if source.is_dir():
+        if grammar_file:
+            raise ConfigError("--grammar is for a formula argument; a result directory brings its own grammar.yaml")
+        formula = read_result_formula(source)
+        out_dir = out_dir or str(source)
+    else:
+        from ..errors import FormulaError
+        from ..formula import parse_formula
+
+        try:
+            formula = parse_formula(formula_or_result_dir, Path(grammar_file) if grammar_file else None)
+        except FormulaError as err:
+            raise FormulaError(f"{formula_or_result_dir!r} is neither a result directory nor a valid "
+                               f"formula: {err}") from None
+        if out_dir is None:
+            raise ConfigError("--out DIR is required when the argument is a formula")
+    names = BASELINE_NAMES if baselines_text is None else (
+        [] if baselines_text.strip().lower() == "none" else _split(baselines_text))
+    baselines = get_baselines(names) if names else []
+    task_names = list(VALIDATION_TASKS) if tasks_text is None else _split(tasks_text)
+    if not task_names:
+        raise ConfigError("--tasks is empty; give comma-separated task names (see 'dsr-l2o tasks')")
+    protocol = EvalProtocol(lrs=parse_lrs(lrs_text) if lrs_text else DEFAULT_LRS,
+                            seeds=tuple(range(seeds)), steps=steps)
+    tasks = [get_task(name) for name in task_names]
+    specs = [formula_spec(formula, name="formula")] + baselines
+
+    total = protocol.runs_per_tune * len(specs) * len(tasks)
+    click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tasks are tiny: one thread is faster, much faster on a busy machine
+    try:
+        with click.progressbar(length=total, label="training runs", file=click.get_text_stream("stderr"),
+                               show_pos=True) as bar:
+            comparison = compare(specs, tasks, protocol, progress=bar.update)
+    finally:
+        torch.set_num_threads(threads)
+
+    out = Path(out_dir)
+    data = comparison.to_json(reference)
+    data["formula"] = {"text": formula.text, "grammar": formula.grammar.name, "source": str(source)
+                       if source.is_dir() else None}
+    write_json(out / "evaluation.json", data)
+    plots = save_plots(comparison, out / "plots", highlight="formula")
+    click.echo(f"formula: {formula.text}")
+    click.echo(comparison.table(reference=reference, highlight="formula"))
+    if reference in comparison.optimizers:
+        for task in comparison.tasks:
+            ratio = comparison.ratio(task, "formula", reference)
+            click.echo(f"{task}: formula rank {comparison.rank(task, 'formula')}/{len(specs)}, "
+                       f"score / {reference} = {'-' if ratio is None else format(ratio, '.3g')}")
+    click.echo(f"wrote {out / 'evaluation.json'} and {len(plots)} plot(s) in {out / 'plots'}")

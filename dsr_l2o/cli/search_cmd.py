@@ -1,0 +1,41 @@
+"""``dsr-l2o search [GRAMMAR_YAML] [--config FILE] [--tasks ...] [--meta-steps N] ...``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("grammar_yaml", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of search settings.")
+@click.option("--tasks", help="Training task family, e.g. mixed or quadratics+logreg.")
+@click.option("--validation-tasks", help="Comma-separated held-out tasks used to pick the formula.")
+@click.option("--meta-steps", type=int, help="Number of meta-steps (truncations).")
+@click.option("--depth", type=int, help="Depth of the relaxed expression tree.")
+@click.option("--seed", type=int, help="Random seed (CPU runs are deterministic for a seed).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to meta-train.")
+@click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
+              help="Result directory.")
+@click.option("--resume", is_flag=True, help="Continue the search checkpointed in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, out, resume, quiet):
+    """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
+
+    Meta-trains a relaxed expression over the grammar on the task family, reads off candidate
+    formulas, scores them against tuned Adam on validation tasks and writes the result to --out.
+    """
+    from ..search import search as run_search
+    from .progress import SearchProgress
+
+    validation = [t.strip() for t in validation_tasks.split(",") if t.strip()] if validation_tasks else None
+    with SearchProgress(quiet=quiet) as progress:
+        result = run_search(grammar_yaml, config=config_file, out=out, resume=resume, report=progress,
+                            tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth,
+                            seed=seed, device=device)
+    data = result.data
+    click.echo(f"formula:  {result.formula.text}")
+    click.echo(f"lr:       {result.lr}")
+    ratio = data.get("validation", {}).get("score_ratio_to_adam")
+    if ratio is not None:
+        click.echo(f"validation score / tuned Adam (geometric mean over tasks): {ratio:.3f}")
+    click.echo(f"written:  {out}/result.json")

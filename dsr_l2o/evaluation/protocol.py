@@ -1,0 +1,208 @@
+"""The fair protocol: every optimizer gets the same learning-rate grid, seeds and steps.
+
+A run trains a task from ``task.init(seed)`` (and, where the task offers ``with_seed``, on
+``task.with_seed(seed)``'s data order) for ``steps`` steps at one learning rate, recording the training loss before each step. A run that
+meets a non-finite loss stops at once and scores ``+inf``. Otherwise it scores the mean loss over
+its last ``last_frac`` of steps; a learning rate scores the mean over seeds (``+inf`` if any seed
+diverged), and :func:`tune` picks the learning rate with the lowest score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .baselines import OptimizerSpec
+
+DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 0, 13))
+Progress = Callable[[int], object]
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """What every optimizer is tuned with: the lr grid, the seeds, the horizon and the score window.
+
+    ``steps=None`` uses each task's own ``steps``.
+    """
+
+    lrs: tuple[float, ...] = DEFAULT_LRS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int | None = None
+    last_frac: float = 0.1
+
+    def __post_init__(self):
+        lrs = tuple(float(lr) for lr in self.lrs)
+        if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
+            raise ConfigError("learning rates must be a non-empty list of positive numbers, e.g. 1e-3,1e-2,1e-1")
+        if len(set(lrs)) != len(lrs):
+            raise ConfigError("learning rates must differ; remove the duplicate")
+        seeds = tuple(self.seeds)
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ConfigError("seeds must be a non-empty list of non-negative integers")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds must differ; remove the duplicate")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1):
+            raise ConfigError(f"steps must be a positive integer, not {self.steps!r}")
+        if not (0 < self.last_frac <= 1):
+            raise ConfigError(f"last_frac must be in (0, 1], not {self.last_frac!r}")
+        object.__setattr__(self, "lrs", tuple(sorted(lrs)))
+        object.__setattr__(self, "seeds", seeds)
+
+    def steps_for(self, task) -> int:
+        """The horizon used on ``task``."""
+        return int(self.steps if self.steps is not None else task.steps)
+
+    def window(self, steps: int) -> int:
+        """How many final steps the score averages (at least one)."""
+        return max(1, math.ceil(self.last_frac * steps - 1e-9))
+
+    @property
+    def runs_per_tune(self) -> int:
+        """Training runs one :func:`tune` call makes (for progress bars)."""
+        return len(self.lrs) * len(self.seeds)
+
+    def to_json(self) -> dict:
+        return {"lrs": list(self.lrs), "seeds": list(self.seeds), "steps": self.steps, "last_frac": self.last_frac}
+
+
+@dataclass
+class Run:
+    """One training run: the losses it recorded, whether it diverged, and its final parameters."""
+
+    losses: list[float]
+    diverged: bool
+    params: list[torch.Tensor]
+
+
+def with_data_seed(task, seed: int):
+    """``task.with_seed(seed)`` where the task offers it (e.g. a new minibatch order), else ``task``."""
+    if getattr(task, "seed", seed) == seed or not hasattr(task, "with_seed"):
+        return task
+    return task.with_seed(seed)
+
+
+def train(spec: OptimizerSpec, task, lr: float, seed: int, steps: int) -> Run:
+    """Train ``task`` from ``task.init(seed)`` with ``spec`` at ``lr``; stop at a non-finite loss."""
+    torch.manual_seed(seed)
+    params = [p.detach().clone().requires_grad_(True) for p in task.init(seed)]
+    optimizer = spec.make(params, lr)
+    losses: list[float] = []
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss(params, step)
+        value = float(loss.detach())
+        losses.append(value)
+        if not math.isfinite(value):
+            return Run(losses, True, params)
+        loss.backward()
+        optimizer.step()
+    return Run(losses, False, params)
+
+
+def run_score(run: Run, window: int) -> float:
+    """Mean loss over the last ``window`` recorded steps; ``+inf`` for a diverged run."""
+    if run.diverged:
+        return math.inf
+    return float(np.mean(run.losses[-window:]))
+
+
+def steps_to_threshold(curve, threshold: float | None, window: int) -> int | None:
+    """Steps until the trailing mean of ``curve`` (over up to ``window`` losses) is ``<= threshold``.
+
+    The trailing mean uses the same window as the score, so a run whose score is at most the
+    threshold reaches it at the latest on its last step. ``None`` if it never does.
+    """
+    if curve is None or threshold is None or not math.isfinite(threshold):
+        return None
+    values = np.asarray(curve, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    trailing = (sums[ends] - sums[starts]) / (ends - starts)
+    hits = np.nonzero(trailing <= threshold)[0]
+    return int(hits[0]) + 1 if hits.size else None
+
+
+@dataclass
+class TuneResult:
+    """One optimizer tuned on one task.
+
+    ``curve`` is the loss per step averaged over seeds at ``best_lr`` (``None`` when every lr
+    diverged); ``heldout`` averages ``task.heldout(params)`` over seeds at ``best_lr`` where the
+    task has a held-out metric. ``steps_to_threshold`` is filled in for a given ``threshold``.
+    """
+
+    optimizer: str
+    task: str
+    steps: int
+    window: int
+    best_lr: float | None
+    best_score: float
+    scores_by_lr: dict[float, float]
+    seed_scores: dict[float, list[float]]
+    curve: list[float] | None
+    heldout: dict[str, float] | None = None
+    threshold: float | None = None
+    steps_to_threshold: int | None = None
+    seconds: float = 0.0
+    formula: str | None = None
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Record ``threshold`` and the steps the best-lr curve needs to reach it."""
+        self.threshold = threshold
+        self.steps_to_threshold = steps_to_threshold(self.curve, threshold, self.window)
+
+    @property
+    def diverged(self) -> bool:
+        """True when every learning rate diverged on some seed."""
+        return not math.isfinite(self.best_score)
+
+
+def _heldout(task, params) -> dict[str, float] | None:
+    if not hasattr(task, "heldout"):
+        return None
+    with torch.no_grad():
+        metrics = task.heldout([p.detach() for p in params])
+    return {k: float(v) for k, v in metrics.items()} or None
+
+
+def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
+         progress: Progress | None = None, threshold: float | None = None) -> TuneResult:
+    """Run ``spec`` on ``task`` at every lr and seed of ``protocol``; return the best lr's result.
+
+    ``progress(1)`` is called after each run. Ties go to the smaller learning rate.
+    """
+    protocol = protocol or EvalProtocol()
+    steps = protocol.steps_for(task)
+    window = protocol.window(steps)
+    seeded = {seed: with_data_seed(task, seed) for seed in protocol.seeds}
+    start = time.perf_counter()
+    scores: dict[float, float] = {}
+    seed_scores: dict[float, list[float]] = {}
+    best_lr, best_score, best_runs = None, math.inf, None
+    for lr in protocol.lrs:
+        runs = []
+        for seed in protocol.seeds:
+            runs.append(train(spec, seeded[seed], lr, seed, steps))
+            if progress is not None:
+                progress(1)
+        seed_scores[lr] = [run_score(run, window) for run in runs]
+        scores[lr] = float(np.mean(seed_scores[lr])) if all(map(math.isfinite, seed_scores[lr])) else math.inf
+        if scores[lr] < best_score:
+            best_lr, best_score, best_runs = lr, scores[lr], runs
+    curve = heldout = None
+    if best_runs is not None:
+        curve = np.mean([run.losses for run in best_runs], axis=0).tolist()
+        metrics = [_heldout(seeded[seed], run.params) for seed, run in zip(protocol.seeds, best_runs)]
+        if metrics[0] is not None:
+            heldout = {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
+    result = TuneResult(spec.name, task.name, steps, window, best_lr, best_score, scores, seed_scores,
+                        curve, heldout, seconds=time.perf_counter() - start, formula=spec.formula)
+    result.set_threshold(threshold)
+    return result

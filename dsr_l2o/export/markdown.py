@@ -1,0 +1,163 @@
+"""A Markdown report page of a search result: formula, how it was found, comparison, plots, candidates."""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+from pathlib import Path
+
+from ..simplify import simplify
+from .bundle import ResultBundle, config_summary
+from .latex import aligned, latex_lines
+
+BASELINES = {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lion", "powersign", "addsign"}
+
+
+def cell(value) -> str:
+    """Text safe inside a Markdown table cell."""
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text
+
+
+def code(value) -> str:
+    """Inline code safe inside a Markdown table cell (HTML, so a ``|`` cannot split the cell)."""
+    text = html.escape(str(value).replace("\n", " ")).replace("|", "&#124;")
+    return f"<code>{text}</code>"
+
+
+def inline(value) -> str:
+    """Inline code in running text."""
+    return "`" + str(value).replace("`", "'").replace("\n", " ") + "`"
+
+
+def number(value, spec: str = ".4g") -> str:
+    """A number for a table; missing values are '-', null scores 'diverged'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    return "diverged" if not math.isfinite(value) else format(value, spec)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def formula_block(bundle: ResultBundle) -> list[str]:
+    """The update rule and the operand definitions as display math."""
+    formula = simplify(bundle.formula)
+    update, *operands = latex_lines(formula, bundle.lr)
+    lines = ["$$", update, "$$", ""]
+    if operands:
+        lines += ["where", "", "$$", aligned(operands), "$$", ""]
+    lines.append(f"Formula: {inline(formula.text)} (complexity {formula.size}, grammar "
+                 f"{inline(formula.grammar.name)}" + (f", tuned lr {bundle.lr:g})." if bundle.lr else ")."))
+    if formula.text != bundle.formula.text:
+        lines += ["", f"As found: {inline(bundle.formula.text)}."]
+    raw = bundle.data.get("raw_formula")
+    if isinstance(raw, str) and raw not in (formula.text, bundle.formula.text):
+        lines += ["", f"Before pruning and simplification: {inline(raw)}."]
+    return lines
+
+
+def provenance_block(bundle: ResultBundle) -> list[str]:
+    """How the formula was found: search settings and the meta-training summary."""
+    lines = ["## How it was found", ""]
+    metrics = bundle.data.get("metrics") if isinstance(bundle.data.get("metrics"), dict) else {}
+    facts = [("meta-steps", metrics.get("meta_steps")), ("final meta-loss", metrics.get("final_meta_loss")),
+             ("skipped meta-steps", metrics.get("skipped_steps")), ("search time (s)", metrics.get("seconds"))]
+    rows = [[label, number(value, ".6g")] for label, value in facts if value is not None]
+    for key in ("created", "dsr_l2o_version"):
+        if isinstance(bundle.data.get(key), str):
+            rows.append([key.replace("_", " "), cell(bundle.data[key])])
+    rows += [[code(key), cell(value)] for key, value in config_summary(bundle.data, limit=40)]
+    lines += [table(["setting", "value"], rows) if rows else "No search settings were recorded.", ""]
+    return lines
+
+
+def comparison_block(evaluation: dict | None) -> list[str]:
+    """Per task, each optimizer's tuned score, learning rate and ratio to the reference."""
+    lines = ["## Comparison with tuned baselines", ""]
+    tasks = evaluation.get("tasks") if isinstance(evaluation, dict) else None
+    if not isinstance(tasks, dict) or not tasks:
+        return lines + ["No evaluation was recorded (evaluation.json is missing or empty).", ""]
+    reference = evaluation.get("reference") if isinstance(evaluation.get("reference"), str) else "adam"
+    ratios = evaluation.get("ratio_to_reference") if isinstance(evaluation.get("ratio_to_reference"), dict) else {}
+    rows = []
+    for task, info in tasks.items():
+        results = info.get("results") if isinstance(info, dict) else None
+        if not isinstance(results, dict):
+            continue
+        task_ratios = ratios.get(task) if isinstance(ratios.get(task), dict) else {}
+        ordered = sorted(results.items(), key=lambda kv: _score_key(kv[1]))
+        for name, r in ordered:
+            r = r if isinstance(r, dict) else {}
+            label = code(name) if name.lower() in BASELINES else f"**{code(name)}**"
+            score = "diverged" if r.get("diverged") or r.get("best_score") is None else number(r.get("best_score"))
+            rows.append([cell(task), label, score, number(r.get("best_lr"), ".3g"),
+                         number(task_ratios.get(name), ".3f"), number(r.get("rank"), "d")])
+    lines += [table(["task", "optimizer", "score", "best lr", f"score / {cell(reference)}", "rank"], rows), ""]
+    lines += ["Score: mean training loss over the last steps, averaged over seeds, at each optimizer's "
+              "best learning rate on the same grid (lower is better).", ""]
+    geomean = evaluation.get("geomean_ratio_to_reference")
+    if isinstance(geomean, dict) and geomean:
+        ordered = sorted(geomean.items(), key=lambda kv: (kv[1] if isinstance(kv[1], (int, float)) else math.inf))
+        lines += [table(["optimizer", f"geometric mean of score / {cell(reference)}"],
+                        [[code(n), number(v, ".3f")] for n, v in ordered]), ""]
+    return lines
+
+
+def _score_key(result) -> tuple:
+    score = result.get("best_score") if isinstance(result, dict) else None
+    return (0, score) if isinstance(score, (int, float)) and math.isfinite(score) else (1, 0.0)
+
+
+def plots_block(bundle: ResultBundle, plot_dir: str) -> list[str]:
+    """Image links to the result's plots, relative to the page (``plot_dir/NAME.png``)."""
+    if not bundle.plots:
+        return []
+    lines = ["## Plots", ""]
+    for path in bundle.plots:
+        lines += [f"![{path.stem.replace('_', ' ')}]({plot_dir}/{path.name})", ""]
+    return lines
+
+
+def candidates_block(data: dict) -> list[str]:
+    """The formulas the search considered, with their tuned lr, score and why any was rejected."""
+    candidates = data.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        return []
+    rows = []
+    for i, c in enumerate(candidates, 1):
+        if isinstance(c, dict):
+            rows.append([str(i), code(c.get("formula", "?")), number(c.get("lr"), ".3g"),
+                         number(c.get("score")), cell(c.get("rejected") or "")])
+    return ["## Candidates", "", table(["#", "formula", "lr", "score", "rejected"], rows), ""]
+
+
+def markdown_report(bundle: ResultBundle, plot_dir: str = "plots", title: str | None = None) -> str:
+    """The report page; plots are linked as ``plot_dir/NAME.png`` (see :func:`copy_plots`)."""
+    lines = [f"# {title or 'Search ' + inline(bundle.name)}", ""]
+    lines += formula_block(bundle) + [""]
+    lines += provenance_block(bundle)
+    lines += comparison_block(bundle.evaluation)
+    lines += plots_block(bundle, plot_dir)
+    lines += candidates_block(bundle.data)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def copy_plots(bundle: ResultBundle, destination: str | Path) -> list[Path]:
+    """Copy the result's plots into ``destination`` (created if needed); returns the copies."""
+    destination = Path(destination)
+    if not bundle.plots:
+        return []
+    destination.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in bundle.plots:
+        target = destination / path.name
+        if path.resolve() != target.resolve():
+            shutil.copyfile(path, target)
+        copies.append(target)
+    return copies

@@ -1,0 +1,122 @@
+"""Search settings: defaults in ``searches/default.yaml``, overridable by a config file and flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class SearchConfig:
+    """Every setting of a search. ``dsr-l2o search`` writes the resolved copy to ``config.yaml``."""
+
+    grammar: str | None = None  # path; None = grammars/default.yaml
+    tasks: str = "mixed"  # training task family
+    validation_tasks: list[str] = field(default_factory=list)  # [] = the registry's validation set
+    depth: int = 2
+    meta_steps: int = 300
+    unroll: int = 20  # truncation length K (inner steps per meta-step)
+    horizon: int = 100  # inner steps per episode (a multiple of unroll)
+    meta_lr: float = 0.05
+    init_lr: float = 0.01
+    temperature_start: float = 1.0
+    temperature_end: float = 0.05
+    relaxation: str = "sampled"  # "sampled" (straight-through Gumbel) or "soft" (weighted sums)
+    normalize: bool = True  # divide mixture candidates by their RMS at each episode's first step
+    init_bias: float = 0.0
+    descent_prior: float = 0.0  # initial terminal logits = this * cosine(terminal, gradient)  # extra initial logit of identity / pass-through choices
+    entropy_weight: float = 0.01  # final weight of the mean-entropy penalty (ramped up linearly)
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 25  # meta-steps (rounded up to an episode boundary)
+    top_k: int = 4
+    eval_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
+    eval_seeds: list[int] = field(default_factory=lambda: [0])
+    eval_steps: int | None = None
+    baselines: list[str] = field(default_factory=lambda: ["sgd", "momentum", "adam"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def truncations(self) -> int:
+        """Meta-steps per episode."""
+        return self.horizon // self.unroll
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(SearchConfig)}
+
+
+def _check(config: SearchConfig, origin: str) -> SearchConfig:
+    def bad(key, why):
+        raise ConfigError(f"{origin}: {key}: {why}")
+
+    for key in ("depth", "meta_steps", "unroll", "horizon", "checkpoint_every", "top_k"):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            bad(key, f"must be a whole number >= 1, got {value!r}")
+    if config.depth > 4:
+        bad("depth", "at most 4 (a depth-4 tree already has 15 mixed nodes)")
+    if config.horizon % config.unroll:
+        bad("horizon", f"must be a multiple of unroll ({config.unroll})")
+    for key in ("meta_lr", "init_lr", "temperature_start", "temperature_end", "grad_clip"):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            bad(key, f"must be a positive number, got {value!r}")
+    if not isinstance(config.entropy_weight, (int, float)) or config.entropy_weight < 0:
+        bad("entropy_weight", "must be a number >= 0")
+    if config.relaxation not in ("sampled", "soft"):
+        bad("relaxation", "must be 'sampled' or 'soft'")
+    if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
+        bad("device", "must be auto, cpu or cuda")
+    if not config.eval_lrs or not all(isinstance(v, (int, float)) and v > 0 for v in config.eval_lrs):
+        bad("eval_lrs", "must be a non-empty list of positive learning rates")
+    if not config.eval_seeds or not all(isinstance(v, int) for v in config.eval_seeds):
+        bad("eval_seeds", "must be a non-empty list of whole numbers")
+    if not isinstance(config.seed, int) or isinstance(config.seed, bool):
+        bad("seed", "must be a whole number")
+    return config
+
+
+def load_config(path: str | Path | None = None, **overrides) -> SearchConfig:
+    """Defaults from ``searches/default.yaml``, then ``path`` (YAML), then non-None ``overrides``."""
+    from ..grammar import data_path
+
+    merged: dict[str, Any] = {}
+    for source in [data_path("searches", "default.yaml"), path]:
+        if source is None:
+            continue
+        merged.update(_read(Path(source)))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    origin = str(path) if path else "search settings"
+    for key in merged:
+        if key not in _FIELDS:
+            raise ConfigError(f"{origin}: {key}: unknown setting; known settings: {', '.join(_FIELDS)}")
+    try:
+        config = SearchConfig(**merged)
+    except TypeError as err:
+        raise ConfigError(f"{origin}: {err}") from None
+    return _check(config, origin)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file; pass a YAML file of search settings")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(err, 'problem', err)}); check indentation") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping of setting: value")
+    return data

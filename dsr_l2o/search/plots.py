@@ -1,0 +1,75 @@
+"""Plots of a search: meta-loss and operator weights over meta-steps (matplotlib, PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import atomic_path
+
+
+def plot_metrics(metrics_path: Path, directory: Path) -> list[Path]:
+    """Write ``meta_loss.png`` and ``operator_weights.png`` from ``metrics.jsonl``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
+    if not records:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    steps = [r["step"] for r in records if r.get("meta_loss") is not None]
+    losses = [r["meta_loss"] for r in records if r.get("meta_loss") is not None]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, losses, lw=0.6, alpha=0.5, label="meta-loss")
+    if len(losses) >= 20:
+        k = 20
+        smooth = [sum(losses[i - k:i]) / k for i in range(k, len(losses) + 1)]
+        ax.plot(steps[k - 1:], smooth, lw=1.5, label=f"mean of {k}")
+    ax.set_xlabel("meta-step")
+    ax.set_ylabel("mean log loss - log initial loss")
+    ax.legend()
+    fig.tight_layout()
+    written.append(_save(fig, directory / "meta_loss.png"))
+    plt.close(fig)
+
+    slots = sorted(records[-1]["weights"], key=_slot_order)
+    labels = _slot_labels(records[-1])
+    cols = 4
+    rows = (len(slots) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    xs = [r["step"] for r in records]
+    for ax, slot in zip(axes.flat, slots):
+        series = list(zip(*[r["weights"][slot] for r in records]))
+        final = records[-1]["weights"][slot]
+        for i, ys in enumerate(series):
+            name = labels.get(slot, [str(j) for j in range(len(series))])[i]
+            ax.plot(xs, ys, lw=1.2 if final[i] == max(final) else 0.6, label=name if final[i] >= 0.05 else None)
+        ax.set_title(slot, fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in list(axes.flat)[len(slots):]:
+        ax.axis("off")
+    fig.suptitle("operator weights (softmax at the current temperature) over meta-steps")
+    fig.tight_layout()
+    written.append(_save(fig, directory / "operator_weights.png"))
+    plt.close(fig)
+    return written
+
+
+def _slot_order(name: str):
+    kinds = ["node_unary", "binary", "leaf_unary", "terminal"]
+    kind = next(k for k in kinds if name.startswith(k) and name[len(k):].isdigit())
+    return int(name[len(kind):]), kinds.index(kind)
+
+
+def _slot_labels(record) -> dict[str, list[str]]:
+    return record.get("labels", {})
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return path

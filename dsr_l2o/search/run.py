@@ -1,0 +1,244 @@
+"""``search()``: grammar -> relaxation -> meta-training -> discrete candidates -> one formula.
+
+Writes the result directory described in ``docs/search.md`` (config, grammar copy, checkpoint,
+``metrics.jsonl``, plots, ``result.json``). Progress is reported through ``report(event, data)``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from .. import __version__
+from ..atomic import write_json, write_text, write_torch
+from ..errors import ConfigError, DsrError
+from ..grammar import default_grammar_path, load_grammar
+from .config import SearchConfig, load_config
+from .discretize import argmax_choice, set_choice, to_expr, top_k
+from .meta_train import MetaTrainer, run_meta_training
+from .relaxation import RelaxedRule
+from .result import SearchResult, load_result
+
+Report = Callable[[str, object], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def search(grammar: str | Path | None = None, config: str | Path | None = None, out: str | Path = "runs/search",
+           resume: bool = False, report: Report | None = None, **overrides) -> SearchResult:
+    """Run a whole search and return its result (also written to ``out``).
+
+    ``grammar`` is a grammar YAML path (default ``grammars/default.yaml``); ``config`` a YAML file
+    of :class:`SearchConfig` settings; ``overrides`` set individual settings (``meta_steps=50``).
+    ``resume=True`` continues from ``out/checkpoint.pt`` and ends with the same result as an
+    uninterrupted run with the same settings.
+    """
+    report = report or (lambda event, data: None)
+    out = Path(out)
+    if grammar is not None:
+        overrides["grammar"] = str(grammar)
+    settings = load_config(config, **overrides)
+    if resume:
+        settings = _resumed_config(out, settings, overrides, config)
+    elif (out / "result.json").exists() or (out / "checkpoint.pt").exists():
+        raise ConfigError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
+    grammar_path = Path(settings.grammar) if settings.grammar else default_grammar_path()
+    grammar_obj = load_grammar(grammar_path)
+    from ..tasks import VALIDATION_TASKS, get_family, get_task
+
+    family = get_family(settings.tasks)
+    validation = [get_task(n) for n in (settings.validation_tasks or VALIDATION_TASKS)]
+    device = resolve_device(settings.device)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        write_text(out / "config.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
+        write_text(out / "grammar.yaml", grammar_obj.source_text)
+
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # the inner tasks are tiny: intra-op threads cost more than they give
+    try:
+        return _search(settings, grammar_obj, family, validation, device, out, resume, report)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _resumed_config(out: Path, settings: SearchConfig, overrides, config_path) -> SearchConfig:
+    if not (out / "checkpoint.pt").exists():
+        raise ConfigError(f"{out}: no checkpoint.pt to resume from; run without --resume first")
+    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    if config_path is None and not {k for k, v in overrides.items() if v is not None} - {"device", "meta_steps"}:
+        return load_config(None, **{**saved, **{k: v for k, v in overrides.items() if v is not None}})
+    return settings
+
+
+def _search(settings, grammar, family, validation, device, out, resume, report) -> SearchResult:
+    torch.manual_seed(settings.seed)
+    rule = RelaxedRule(grammar, depth=settings.depth, init_lr=settings.init_lr,
+                       init_bias=settings.init_bias).to(device)
+    trainer = MetaTrainer(rule, family, settings, device)
+    metrics_path = out / "metrics.jsonl"
+    if resume:
+        trainer.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True, map_location=device))
+        _truncate_metrics(metrics_path, trainer.state.meta_step)
+        report("phase", f"resumed at meta-step {trainer.state.meta_step}")
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    report("start", settings)
+    with metrics_path.open("a", encoding="utf-8") as log:
+
+        def on_step(record):
+            record["formula"] = to_expr_text(rule)
+            record["weights"] = _weights(rule, trainer.temperature(record["step"]))
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            report("meta_step", record)
+
+        def on_checkpoint():
+            write_torch(out / "checkpoint.pt", trainer.state_dict())
+
+        run_meta_training(trainer, on_step, on_checkpoint)
+
+    report("phase", "meta-training done; refitting constants of the argmax rule")
+    choice = argmax_choice(rule)
+    _refit(rule, choice, family, settings, device, report)
+    write_torch(out / "checkpoint.pt", trainer.state_dict())
+    result = _select(rule, grammar, validation, settings, report)
+    meta = trainer.state
+    result.update({
+        "metrics": {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
+                    "seconds": round(meta.seconds, 1), "final_meta_loss": _last_meta_loss(metrics_path),
+                    "meta_learned_lr": float(rule.lr())},
+        "grammar": grammar.name, "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "dsr_l2o_version": __version__, "config": settings.to_dict(), "device": str(device),
+    })
+    from .plots import plot_metrics
+
+    plot_metrics(metrics_path, out / "plots")
+    write_json(out / "result.json", result)
+    report("done", result)
+    return load_result(out)
+
+
+def to_expr_text(rule: RelaxedRule) -> str:
+    from ..expr import to_text
+
+    return to_text(to_expr(rule, argmax_choice(rule), scale_digits=3))
+
+
+def _weights(rule: RelaxedRule, temperature: float) -> dict[str, list[float]]:
+    out = {}
+    for slot, logits in rule.slots():
+        probs = torch.softmax(logits.detach() / max(temperature, 1e-3), dim=-1)
+        out[f"{slot.kind}{slot.index}"] = [round(float(p), 4) for p in probs]
+    return out
+
+
+def _refit(rule, choice, family, settings, device, report) -> None:
+    """Meta-train only the leaf scales and the step size of the fixed argmax rule (``T = 0``)."""
+    steps = max(settings.meta_steps // 10, settings.truncations)
+    steps -= steps % settings.truncations
+    set_choice(rule, choice)
+    frozen = [rule.leaf_logits, rule.leaf_unary_logits, rule.node_binary_logits, rule.node_unary_logits]
+    for p in frozen:
+        p.requires_grad_(False)
+    refit_settings = SearchConfig(**{**settings.to_dict(), "meta_steps": steps, "temperature_start": 1e-9,
+                                     "temperature_end": 1e-9, "entropy_weight": 0.0})
+    trainer = MetaTrainer(rule, family, refit_settings, device)
+    trainer.optimizer = torch.optim.Adam([rule.leaf_log_scale, rule.log_lr], lr=settings.meta_lr)
+    trainer.temperature = lambda step: 0.0
+    trainer.state.episode = 10_000  # tasks unseen during the main meta-training
+    losses = []
+    for _ in range(steps):
+        record = trainer.step()
+        if record["meta_loss"] is not None:
+            losses.append(record["meta_loss"])
+    for p in frozen:
+        p.requires_grad_(True)
+    if losses:
+        report("phase", f"refit: {steps} meta-steps, mean meta-loss {sum(losses) / len(losses):.4f}")
+
+
+def _select(rule, grammar, validation, settings, report) -> dict:
+    from ..evaluation import EvalProtocol
+    from ..formula import Formula
+    from .guards import probe_operands
+    from .select import Scorer, build_candidates, snap_constants
+
+    simplify = _simplifier()
+    discretisations = top_k(rule, settings.top_k)
+    raw = Formula(discretisations[0].expr, grammar)
+    probes = probe_operands(raw, validation[:2])
+    candidates = build_candidates(discretisations, grammar, probes, simplify)
+    protocol = EvalProtocol(lrs=tuple(settings.eval_lrs), seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
+    log = lambda text: report("phase", text)  # noqa: E731
+    log(f"scoring {len(candidates)} candidates on {len(validation)} validation tasks (tuned Adam = 1.0)")
+    scorer = Scorer(validation, protocol, log)
+    for cand in candidates:
+        if cand.rejected:
+            log(f"rejected {cand.formula.text}: {cand.rejected}")
+            continue
+        scorer.score(cand)
+        log(f"candidate {cand.formula.text}: ratio to Adam {cand.ratio:.4g}")
+    usable = [c for c in candidates if not c.rejected and math.isfinite(c.ratio)]
+    if not usable:
+        raise DsrError("every candidate formula was rejected or diverged on the validation tasks; "
+                       "run longer (--meta-steps) or change the grammar")
+    best = min(usable, key=lambda c: c.ratio)
+    best = snap_constants(best, scorer, simplify, log)
+    from ..notation import latex
+
+    return {
+        "formula": best.formula.text, "lr": best.lr, "latex": latex(grammar, best.formula.sympy),
+        "complexity": best.formula.size, "raw_formula": raw.text,
+        "candidates": [c.to_json() for c in candidates],
+        "validation": {"tasks": [t.name for t in validation], "protocol": protocol.to_json(),
+                       "score_ratio_to_adam": _finite(best.ratio), "scores": best.to_json()["scores"],
+                       "adam_scores": {k: _finite(v) for k, v in scorer.reference.items()}, "best_lrs": best.lrs},
+    }
+
+
+def _finite(x):
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _simplifier():
+    try:
+        from ..simplify import simplify
+    except ImportError:  # the simplifier is optional for the search itself
+        return lambda formula: formula
+    return simplify
+
+
+def _truncate_metrics(path: Path, meta_step: int) -> None:
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] < meta_step]
+    write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _last_meta_loss(path: Path):
+    last = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        value = json.loads(line).get("meta_loss")
+        if value is not None:
+            last = value
+    return last
+
+
+__all__ = ["search", "resolve_device", "SearchConfig", "time"]

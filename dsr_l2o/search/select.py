@@ -1,0 +1,120 @@
+"""From a trained relaxation to one formula: top-k discretisations, guards, fair scoring, snapping."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import expr as ex
+from ..formula import Formula
+from .guards import degenerate_reason
+
+SIMPLE_CONSTANTS = (0.1, 0.5, 0.9, 0.99, 1.0, 2.0, math.e, 10.0)
+SNAP_TOLERANCE = 0.01
+
+
+@dataclass
+class Candidate:
+    """One discrete rule with its validation scores (``ratio``: geometric mean of score / Adam's)."""
+
+    formula: Formula
+    raw_text: str
+    log_prob: float
+    rejected: str | None = None
+    ratio: float = math.inf
+    lr: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    lrs: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"formula": self.formula.text, "raw_formula": self.raw_text, "log_prob": self.log_prob,
+                "rejected": self.rejected, "score_ratio_to_adam": _finite(self.ratio), "lr": self.lr,
+                "scores": {k: _finite(v) for k, v in self.scores.items()}, "best_lrs": self.lrs,
+                "complexity": self.formula.size}
+
+
+def _finite(value):
+    return value if value is not None and math.isfinite(value) else None
+
+
+class Scorer:
+    """Fair-protocol scores of formulas on validation tasks, as ratios to tuned Adam."""
+
+    def __init__(self, tasks, protocol, log: Callable[[str], None]):
+        from ..evaluation import get_baseline, tune
+
+        self.tasks, self.protocol, self.log, self._tune = tasks, protocol, log, tune
+        self.reference = {t.name: tune(get_baseline("adam"), t, protocol).best_score for t in tasks}
+
+    def score(self, candidate: Candidate) -> Candidate:
+        from ..evaluation import formula_spec
+
+        spec = formula_spec(candidate.formula)
+        logs, lrs = [], []
+        for task in self.tasks:
+            result = self._tune(spec, task, self.protocol)
+            candidate.scores[task.name] = result.best_score
+            candidate.lrs[task.name] = result.best_lr
+            ref = self.reference[task.name]
+            if not math.isfinite(result.best_score):
+                logs.append(math.inf)
+            else:
+                logs.append(math.log(max(result.best_score, 1e-12) / max(ref, 1e-12)))
+            if result.best_lr:
+                lrs.append(math.log(result.best_lr))
+        candidate.ratio = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else math.inf
+        candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
+        return candidate
+
+
+def build_candidates(discretisations, grammar, probes, simplify) -> list[Candidate]:
+    """Simplify each discretisation, drop duplicates and reject degenerate ones (with a reason)."""
+    out, seen = [], set()
+    for d in discretisations:
+        formula = simplify(Formula(d.expr, grammar))
+        if formula.text in seen:
+            continue
+        seen.add(formula.text)
+        out.append(Candidate(formula, d.text, d.log_prob, degenerate_reason(formula, probes)))
+    return out
+
+
+def snap_constants(candidate: Candidate, scorer: Scorer, simplify, log) -> Candidate:
+    """Replace each constant by the nearest simple value (or drop a factor ~1) where the validation
+    ratio changes by less than 1%; keep every change that passes."""
+    best = candidate
+    for value in sorted({n.value for n in _numbers(best.formula.expr)}, key=lambda v: -abs(v)):
+        target = min(SIMPLE_CONSTANTS, key=lambda c: abs(math.log(abs(value)) - math.log(c)) if value else 0)
+        target = math.copysign(target, value)
+        if value == target or not math.isfinite(best.ratio):
+            continue
+        snapped = _replace(best.formula.expr, value, target)
+        formula = simplify(Formula(snapped, best.formula.grammar))
+        trial = scorer.score(Candidate(formula, best.raw_text, best.log_prob))
+        change = abs(trial.ratio / best.ratio - 1) if math.isfinite(trial.ratio) else math.inf
+        log(f"snap {ex.format_number(value)} -> {ex.format_number(target)}: {formula.text} "
+            f"(ratio {trial.ratio:.4g} vs {best.ratio:.4g}, {'kept' if change < SNAP_TOLERANCE or trial.ratio < best.ratio else 'rejected'})")
+        if change < SNAP_TOLERANCE or trial.ratio < best.ratio:
+            best = trial
+    return best
+
+
+def _numbers(node: ex.Expr):
+    if isinstance(node, ex.Num):
+        yield node
+    elif isinstance(node, ex.Call):
+        for a in node.args:
+            yield from _numbers(a)
+    elif isinstance(node, ex.Power):
+        yield from _numbers(node.base)
+
+
+def _replace(node: ex.Expr, value: float, target: float) -> ex.Expr:
+    if isinstance(node, ex.Num):
+        return ex.Num(target) if node.value == value else node
+    if isinstance(node, ex.Call):
+        return ex.Call(node.op, tuple(_replace(a, value, target) for a in node.args))
+    if isinstance(node, ex.Power):
+        return ex.Power(_replace(node.base, value, target), node.exponent)
+    return node

@@ -1,0 +1,52 @@
+"""Plain-text listings of the tasks and families (used by ``dsr-l2o tasks``)."""
+
+from __future__ import annotations
+
+from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
+                       list_tasks)
+
+EXAMPLES = 3
+
+
+def overview() -> str:
+    """One line per built-in task and family; validation tasks and the training family marked."""
+    tasks, families = list_tasks(), list_families()
+    width = max(len(name) for name, _ in tasks + families)
+    lines = ["Tasks (* = validation task):"]
+    lines += [f"  {name:<{width}} {'*' if name in VALIDATION_TASKS else ' '} {text}"
+              for name, text in tasks]
+    lines.append(f"Families (default training family: {TRAINING_FAMILY}):")
+    lines += [f"  {name:<{width}}   {text}" for name, text in families]
+    return "\n".join(lines)
+
+
+def describe(spec: str) -> str:
+    """Details of one task (built-in or ``module:attr``) or family."""
+    if spec in dict(list_families()) or "+" in spec:
+        return _describe_family(spec)
+    return _describe_task(get_task(spec))
+
+
+def _describe_task(task) -> str:
+    params = task.init(0)
+    shapes = ", ".join("x".join(map(str, p.shape)) or "scalar" for p in params)
+    lines = [f"task {task.name}"]
+    if getattr(task, "description", ""):
+        lines.append(f"  {task.description}")
+    lines += [f"  steps: {task.steps} (default horizon)", f"  data seed: {task.seed}",
+              f"  parameters: {sum(p.numel() for p in params)} in {len(params)} tensors ({shapes})"]
+    if getattr(task, "x_train", None) is not None:
+        lines.append(f"  train examples: {len(task.x_train)}, batch size {task.batch_size}")
+    if getattr(task, "x_test", None) is not None:
+        lines.append(f"  test examples: {len(task.x_test)}")
+    lines.append(f"  initial loss (init seed 0, step 0): {float(task.loss(params, 0)):.4g}")
+    if task.name in VALIDATION_TASKS:
+        lines.append("  held out from meta-training (validation task)")
+    return "\n".join(lines)
+
+
+def _describe_family(spec: str) -> str:
+    family = get_family(spec)
+    lines = [f"family {family.name}", f"  {family.description}", "  examples:"]
+    lines += [f"    seed {seed}: {family.sample(seed).name}" for seed in range(EXAMPLES)]
+    return "\n".join(lines)

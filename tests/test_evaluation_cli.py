@@ -1,0 +1,85 @@
+"""``dsr-l2o evaluate``: end to end on tiny budgets, and one-line errors for bad input."""
+
+import json
+import shutil
+
+import pytest
+
+from dsr_l2o.cli import main
+from dsr_l2o.grammar import data_path
+
+TINY = ["--tasks", "quadratic_wellcond", "--seeds", "1", "--lrs", "0.01,0.1,1", "--steps", "15"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_formula_writes_json_plots_and_table(tmp_path, capsys):
+    out = tmp_path / "eval"
+    main(["evaluate", "m_hat / (sqrt(v_hat) + 1e-8)", "--baselines", "adam,sgd,lion",
+          "--out", str(out), *TINY])
+    stdout = capsys.readouterr().out
+    data = json.loads((out / "evaluation.json").read_text())
+    results = data["tasks"]["quadratic_wellcond"]["results"]
+    assert set(results) == {"formula", "adam", "sgd", "lion"}
+    assert data["protocol"]["lrs"] == [0.01, 0.1, 1.0] and data["protocol"]["steps"] == 15
+    assert results["formula"]["formula"] == "m_hat / (sqrt(v_hat) + 1e-08)"
+    # the formula is Adam, so it tunes to the same lr and (nearly) the same score
+    assert results["formula"]["best_lr"] == results["adam"]["best_lr"]
+    assert results["formula"]["best_score"] == pytest.approx(results["adam"]["best_score"], rel=1e-3)
+    assert data["ratio_to_reference"]["quadratic_wellcond"]["adam"] == 1.0
+    assert (out / "plots" / "loss_quadratic_wellcond.png").read_bytes()[:8] == PNG_MAGIC
+    assert "quadratic_wellcond: formula rank" in stdout and "best lr" in stdout
+
+
+def test_evaluate_result_directory_reads_formula_and_grammar(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(data_path("grammars", "lion.yaml"), run / "grammar.yaml")
+    (run / "result.json").write_text(json.dumps({"formula": "sign(m + 0.1 * g)", "lr": 0.001}))
+    main(["evaluate", str(run), "--baselines", "lion", *TINY])
+    data = json.loads((run / "evaluation.json").read_text())
+    assert data["formula"]["grammar"] == "lion"
+    results = data["tasks"]["quadratic_wellcond"]["results"]
+    # same rule, same grammar (m with beta 0.99): identical to the Lion baseline
+    assert results["formula"]["scores_by_lr"] == results["lion"]["scores_by_lr"]
+    assert (run / "plots" / "loss_quadratic_wellcond.png").is_file()
+
+
+def _one_line_error(capsys, argv, match):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["g", "--baselines", "adam,adamm"], "unknown baseline 'adamm'"),
+    (["g", "--tasks", "no_such_task"], "unknown task 'no_such_task'"),
+    (["sqrt(g", "--tasks", "quadratic_wellcond"], "neither a result directory nor a valid formula"),
+    (["g", "--lrs", "0.1,abc"], "--lrs"),
+    (["g", "--lrs", "0.1,-1"], "positive"),
+    (["g", "--grammar", "missing.yaml"], "no such grammar file"),
+])
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys, argv, match):
+    _one_line_error(capsys, ["evaluate", *argv, "--out", str(tmp_path / "o")], match)
+    assert not (tmp_path / "o").exists()
+
+
+def test_formula_without_out_is_an_error(capsys):
+    _one_line_error(capsys, ["evaluate", "sign(m)"], "--out DIR is required")
+
+
+def test_result_directory_without_result_json_is_an_error(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    _one_line_error(capsys, ["evaluate", str(tmp_path / "run")], "result.json: missing")
+
+
+def test_result_directory_with_broken_result_json_is_an_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "result.json").write_text("{not json")
+    _one_line_error(capsys, ["evaluate", str(run)], "not valid JSON")
+    (run / "result.json").write_text(json.dumps({"formula": "m + v"}))
+    (run / "grammar.yaml").write_text((data_path("grammars", "lion.yaml")).read_text())
+    _one_line_error(capsys, ["evaluate", str(run)], "does not parse")

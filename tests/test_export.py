@@ -1,0 +1,144 @@
+"""Exports of a real result directory: standalone torch optimizer, LaTeX, Markdown, JSON, CLI."""
+
+import ast
+import importlib.util
+import json
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from dsr_l2o.cli import main
+from dsr_l2o.export import export_text, read_result
+from dsr_l2o.formula import parse_formula
+from dsr_l2o.grammar import data_path, load_grammar
+from dsr_l2o.optimizer import SymbolicOptimizer
+from result_dir_factory import ADAM, LION, make_result_dir
+
+
+@pytest.fixture(scope="module")
+def adam_dir(tmp_path_factory):
+    return make_result_dir(tmp_path_factory.mktemp("results") / "adam_like", *ADAM)
+
+
+def import_source(source: str, path):
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def digits(dtype):
+    data = load_digits()
+    x = torch.tensor(data.data[:256] / 16.0, dtype=dtype)
+    y = torch.tensor(data.target[:256])
+    return x, y
+
+
+def train(make_optimizer, dtype, steps=12):
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.Tanh(), torch.nn.Linear(16, 10)).to(dtype)
+    opt = make_optimizer(model.parameters())
+    x, y = digits(dtype)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        trajectory.append([p.detach().clone() for p in model.parameters()])
+    return trajectory, loss.item()
+
+
+@pytest.mark.parametrize("formula, grammar_file", [
+    ADAM, LION,
+    ("exp(sign(g)*sign(m))*g", "default.yaml"),
+    ("g / (abs(m) + sqrt(v)) + 0.01 * log(v) * sign(g)", "default.yaml"),
+])
+def test_torch_export_steps_like_symbolic_optimizer(tmp_path, formula, grammar_file):
+    grammar = load_grammar(data_path("grammars", grammar_file))
+    parsed = parse_formula(formula, grammar)
+    result = make_result_dir(tmp_path / "result", formula, grammar_file, evaluate=False)
+    source = export_text(read_result(result), "torch")
+    module = import_source(source, tmp_path / "discovered_opt.py")
+    for dtype in (torch.float64, torch.float32):
+        ours, loss_a = train(lambda ps: module.DiscoveredOptimizer(ps, lr=0.01, weight_decay=0.05), dtype)
+        ref, loss_b = train(lambda ps: SymbolicOptimizer(ps, parsed, lr=0.01, weight_decay=0.05), dtype)
+        rtol, atol = (1e-6, 1e-9) if dtype == torch.float64 else (1e-4, 2e-5)
+        for step, (a, b) in enumerate(zip(ours, ref)):
+            for pa, pb in zip(a, b):
+                torch.testing.assert_close(pa, pb, rtol=rtol, atol=atol, msg=f"step {step}")
+    assert loss_a < 2.31  # it trained: below chance-level cross entropy log(10)
+
+
+def test_torch_export_imports_only_torch_and_documents_itself(adam_dir):
+    source = export_text(read_result(adam_dir), "torch")
+    tree = ast.parse(source)
+    imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imports |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imports == {"torch"}
+    doc = ast.get_docstring(tree)
+    assert r"\frac{\hat{m}}{\sqrt{\hat{v}}" in doc and r"\hat{m}_t = \frac" in doc
+    assert "default" in doc and "meta_steps=3" in doc and "2026-11-26" in doc
+    assert 'state["m_hat"]' in source and 'state["m"]' not in source  # state only for needed operands
+
+
+def test_torch_export_keeps_lion_state_small(tmp_path):
+    result = make_result_dir(tmp_path / "lion", *LION, evaluate=False)
+    source = export_text(read_result(result), "torch")
+    assert source.count("torch.zeros_like") == 1 and "safe_div" not in source
+
+
+def test_latex_has_update_and_operand_definitions(adam_dir):
+    text = export_text(read_result(adam_dir), "latex")
+    assert r"w_t &= w_{t-1} - 0.01" in text
+    assert r"\hat{v}^{\mathrm{raw}}_t &= 0.999" in text and r"1 - 0.999^{t}" in text
+    assert r"\begin{align*}" in text and r"\end{align*}" in text
+
+
+def test_markdown_report_has_table_plots_and_candidates(adam_dir, tmp_path):
+    out = tmp_path / "report" / "page.md"
+    main(["export", str(adam_dir), "--format", "markdown", "-o", str(out)])
+    page = out.read_text()
+    assert "| task | optimizer | score | best lr | score / adam | rank |" in page
+    assert "| quadratic_wellcond | **<code>found</code>** |" in page
+    assert "| quadratic_wellcond | <code>sgd</code> |" in page
+    assert "![loss quadratic wellcond](plots/loss_quadratic_wellcond.png)" in page
+    assert (out.parent / "plots" / "loss_quadratic_wellcond.png").stat().st_size > 1000
+    assert "worse than sgd \\| tuned" in page and "$$" in page
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_json_export_adds_simplified_form(adam_dir, capsys):
+    main(["export", str(adam_dir), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["formula"] == ADAM[0]
+    assert data["simplified"]["formula"] == "m_hat / (sqrt(v_hat) + 1e-08)"
+    assert data["simplified"]["complexity"] == 6
+    assert r"\hat{m}" in data["simplified"]["latex"] and "v_hat" in data["operands_latex"]
+
+
+def one_line_error(capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_export_errors_are_one_line(tmp_path, capsys):
+    assert "not a directory" in one_line_error(capsys, ["export", str(tmp_path / "nope"), "--format", "json"])
+    assert "result.json: missing" in one_line_error(capsys, ["export", str(tmp_path), "--format", "latex"])
+    (tmp_path / "result.json").write_text("{not json")
+    assert "not valid JSON" in one_line_error(capsys, ["export", str(tmp_path), "--format", "torch"])
+    (tmp_path / "result.json").write_text(json.dumps({"lr": 0.1}))
+    assert "'formula'" in one_line_error(capsys, ["export", str(tmp_path), "--format", "markdown"])
+    (tmp_path / "result.json").write_text(json.dumps({"formula": "sign(m)", "grammar": "lion"}))
+    assert "grammar.yaml: missing" in one_line_error(capsys, ["export", str(tmp_path), "--format", "json"])
+    (tmp_path / "result.json").write_text(json.dumps({"formula": "sign(q)"}))
+    assert "does not parse" in one_line_error(capsys, ["export", str(tmp_path), "--format", "json"])
+    (tmp_path / "result.json").write_text(json.dumps({"formula": "sign(m)"}))
+    assert "class name" in one_line_error(
+        capsys, ["export", str(tmp_path), "--format", "torch", "--class-name", "not valid"])

@@ -1,0 +1,103 @@
+"""End-to-end searches on tiny budgets: custom grammar, result directory, resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dsr_l2o import load_result, parse_formula
+from dsr_l2o.errors import ConfigError
+from dsr_l2o.expr import operators_used, variables
+from dsr_l2o.search import search
+
+SMALL_GRAMMAR = """\
+name: sign_momentum
+operands:
+  g: grad
+  m: {ema: g, beta: 0.9}
+unary: [sign]
+binary: [mul, add]
+constants: []
+"""
+
+TINY = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
+            unroll=5, horizon=10, top_k=2, eval_lrs=[1e-3, 1e-2, 1e-1], eval_seeds=[0], eval_steps=40,
+            checkpoint_every=2, device="cpu")
+
+
+def _tiny_config(path: Path, **extra) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({**TINY, **extra}))
+    return path
+
+
+def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
+    grammar = tmp_path / "small.yaml"
+    grammar.write_text(SMALL_GRAMMAR)
+    result = search(grammar, out=tmp_path / "out", **TINY)
+    assert variables(result.formula.expr) <= {"g", "m"}
+    assert operators_used(result.formula.expr) <= {"sign", "mul", "add", "neg", "div", "sub"}
+    reparsed = parse_formula(result.data["formula"], result.grammar)
+    assert reparsed.text == result.formula.text
+    for name in ["config.yaml", "grammar.yaml", "result.json", "checkpoint.pt", "metrics.jsonl",
+                 "plots/operator_weights.png", "plots/meta_loss.png"]:
+        assert (tmp_path / "out" / name).is_file(), name
+    lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(TINY["meta_steps"]))
+    loaded = load_result(tmp_path / "out")
+    params = [torch.nn.Parameter(torch.randn(5))]
+    opt = loaded.optimizer(params, lr=0.01)
+    params[0].grad = torch.ones(5)
+    before = params[0].detach().clone()
+    opt.step()
+    assert not torch.equal(before, params[0].detach())
+
+
+def test_existing_result_dir_needs_resume(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text("{}")
+    with pytest.raises(ConfigError, match="--resume"):
+        search(out=out, **TINY)
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "dsr_l2o.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    config = _tiny_config(tmp_path / "tiny.yaml", meta_steps=16)
+    full = _cli("search", "--config", str(config), "--out", "full", "--quiet", cwd=tmp_path)
+    assert full.wait(timeout=300) == 0, full.stdout.read().decode()
+
+    killed = _cli("search", "--config", str(config), "--out", "killed", "--quiet", cwd=tmp_path)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 200
+    while time.time() < deadline:
+        if (tmp_path / "killed" / "checkpoint.pt").exists() and metrics.exists() and \
+                len(metrics.read_text().splitlines()) >= 7:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "result.json").exists()
+
+    resumed = _cli("search", "--config", str(config), "--out", "killed", "--resume", "--quiet", cwd=tmp_path)
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read().decode()
+    a = json.loads((tmp_path / "full" / "result.json").read_text())
+    b = json.loads((tmp_path / "killed" / "result.json").read_text())
+    for key in ("formula", "lr", "raw_formula", "candidates", "validation"):
+        assert a[key] == b[key], key
+    assert a["metrics"]["final_meta_loss"] == b["metrics"]["final_meta_loss"]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(16))
