@@ -37,7 +37,7 @@ def _tune_job(task_name: str, baseline: str, steps: int | None):
     return result, time.process_time() - cpu
 
 
-def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: int) -> str:
+def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: int, load: str) -> str:
     from dsr_l2o.evaluation import BASELINE_NAMES
 
     lines = [
@@ -55,7 +55,7 @@ def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: 
         f"Horizon: {steps_note}.",
         "",
         f"Wall time {seconds:.0f} s with {workers} worker process(es), one torch thread each "
-        f"({cpu:.0f} CPU-seconds in the training runs).",
+        f"({cpu:.0f} CPU-seconds in the training runs; {load}).",
         "",
         "## Best score (best lr) per task",
         "",
@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     order = sorted(VALIDATION_TASKS, key=lambda t: TASK_ORDER_HINT.index(t) if t in TASK_ORDER_HINT else 99)
     jobs = [(task, name, args.steps) for task in order for name in BASELINE_NAMES]
     cpu = 0.0
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = {job: pool.submit(_tune_job, *job) for job in jobs}
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
             print(f"[{done}/{len(jobs)}] {job[0]} {job[1]}: {results[job[:2]].best_score:.4g} "
                   f"(lr {results[job[:2]].best_lr}) {time.perf_counter() - start:.0f}s", file=sys.stderr)
     seconds = time.perf_counter() - start
+    load = f"load average {load_before:.1f} at start, {os.getloadavg()[1]:.1f} over the last 5 min at the end"
 
     per_task, thresholds = {}, {}
     for task in VALIDATION_TASKS:
@@ -132,9 +134,10 @@ def main(argv=None) -> int:
     data["note"] = steps_note
     data["wall_seconds"] = round(seconds, 1)
     data["cpu_seconds"] = round(cpu, 1)
+    data["machine_load"] = load
     data["workers"] = args.workers
     write_json(args.out.with_suffix(".json"), data)
-    write_text(args.out.with_suffix(".md"), _markdown(comparison, steps_note, seconds, cpu, args.workers))
+    write_text(args.out.with_suffix(".md"), _markdown(comparison, steps_note, seconds, cpu, args.workers, load))
     print(f"wrote {args.out.with_suffix('.md')} and .json in {seconds:.0f} s", file=sys.stderr)
     return 0
 

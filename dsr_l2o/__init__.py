@@ -13,7 +13,7 @@ _EXPORTS = {
     "Formula": "dsr_l2o.formula",
     "SymbolicOptimizer": "dsr_l2o.optimizer",
     "search": "dsr_l2o.search",
-    "load_result": "dsr_l2o.search",
+    "load_result": "dsr_l2o.result",
     "DsrError": "dsr_l2o.errors",
 }
 

@@ -8,3 +8,8 @@ import torch
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+def pytest_configure(config):
+    # The tasks are tiny: intra-op threads cost far more than they give on 2 cores.
+    torch.set_num_threads(1)

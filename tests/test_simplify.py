@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from dsr_l2o import expr as ex
 from dsr_l2o.formula import Formula, parse_formula
-from dsr_l2o.grammar import load_grammar
+from dsr_l2o.grammar import data_path, load_grammar
 from dsr_l2o.simplify import SimplifyError, from_sympy, probe_values, simplify
 
 GRAMMAR = load_grammar()
-LION = load_grammar(__import__("dsr_l2o.grammar", fromlist=["data_path"]).data_path("grammars", "lion.yaml"))
+LION = load_grammar(data_path("grammars", "lion.yaml"))
 
 
 def values(formula, size=256, seed=1):
@@ -42,6 +42,9 @@ def assert_same_updates(before: Formula, after: Formula):
     ("g**2*g*1", "g**3"),
     ("(g+m)*(g-m) - g*g", "-m**2"),
     ("sqrt(g)*sqrt(g)", "abs(g)"),
+    ("g*2.0*0.5", "g"),
+    ("abs(g)*sign(g)*sign(g)*sign(g) + m*sign(m)", "g + abs(m)"),
+    ("sign(g)*g*sign(m)*m + 0*g", "abs(g * m)"),
 ])
 def test_examples_simplify_to_short_forms(text, expected):
     before = parse_formula(text, GRAMMAR)

@@ -39,6 +39,10 @@ class SearchProgress:
             self.last = f"loss {loss} T {data['temperature']:.3f} {formula}"
             self.bar.pos = data["step"]
             self.bar.update(1)
+            if sys.stderr.isatty():
+                return
+            if data["step"] % 25 == 0 or data["step"] == self.bar.length - 1:
+                click.echo(f"meta-step {data['step'] + 1}/{self.bar.length}: {self.last}", err=True)
         elif event == "phase":
             self._close()
             click.echo(str(data), err=True)

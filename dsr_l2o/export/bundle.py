@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DsrError, ResultError
-from ..formula import Formula, parse_formula
-from ..grammar import load_grammar
-
-MAX_JSON_BYTES = 50_000_000
+from ..formula import Formula
+from ..result import load_result, read_json
 
 
 @dataclass
@@ -35,48 +31,15 @@ class ResultBundle:
         return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from ``path``, or a one-line :class:`ResultError`."""
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ResultError(f"{path}: larger than 50 MB; not a {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultError(f"{path}: not valid JSON ({err}); re-run the search or fix the file") from None
-    if not isinstance(data, dict):
-        raise ResultError(f"{path}: must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
 def read_result(directory: str | Path) -> ResultBundle:
-    """Load ``DIR/result.json`` (required, with a string ``formula``), ``DIR/grammar.yaml``
-    (required unless the result's grammar is ``default``), and the optional
+    """The result (see :func:`dsr_l2o.result.load_result`) plus the optional
     ``DIR/evaluation.json`` and ``DIR/plots/*.png``."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ResultError(f"{directory}: not a directory; pass the --out directory of 'dsr-l2o search'")
-    result_path = directory / "result.json"
-    if not result_path.is_file():
-        raise ResultError(f"{result_path}: missing; is {directory} the --out directory of 'dsr-l2o search'?")
-    data = read_json(result_path, "result file")
-    if not isinstance(data.get("formula"), str):
-        raise ResultError(f"{result_path}: needs a string field 'formula' (the discovered update rule)")
-    grammar_path = directory / "grammar.yaml"
-    if grammar_path.is_file():
-        grammar = load_grammar(grammar_path)
-    elif data.get("grammar", "default") == "default":
-        grammar = load_grammar(None)
-    else:
-        raise ResultError(f"{grammar_path}: missing; the result was found in grammar "
-                          f"{data.get('grammar')!r}, copy that grammar file there")
-    try:
-        formula = parse_formula(data["formula"], grammar)
-    except DsrError as err:
-        raise ResultError(f"{result_path}: formula {data['formula']!r} does not parse: {err}") from None
+    result = load_result(directory)
+    directory = result.directory
     evaluation_path = directory / "evaluation.json"
     evaluation = read_json(evaluation_path, "evaluation file") if evaluation_path.is_file() else None
     plots = sorted((directory / "plots").glob("*.png")) if (directory / "plots").is_dir() else []
-    return ResultBundle(directory, data, formula, evaluation, plots)
+    return ResultBundle(directory, result.data, result.formula, evaluation, plots)
 
 
 def config_summary(data: dict, limit: int = 12) -> list[tuple[str, str]]:

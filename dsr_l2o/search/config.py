@@ -28,6 +28,8 @@ class SearchConfig:
     temperature_start: float = 1.0
     temperature_end: float = 0.05
     relaxation: str = "sampled"  # "sampled" (straight-through Gumbel) or "soft" (weighted sums)
+    second_order: bool = False  # back-propagate through the inner gradients too
+    root_norm: bool = True  # divide the direction by the running max of its RMS in each episode
     normalize: bool = True  # divide mixture candidates by their RMS at each episode's first step
     init_bias: float = 0.0
     descent_prior: float = 0.0  # initial terminal logits = this * cosine(terminal, gradient)  # extra initial logit of identity / pass-through choices
@@ -40,7 +42,6 @@ class SearchConfig:
     eval_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
     eval_seeds: list[int] = field(default_factory=lambda: [0])
     eval_steps: int | None = None
-    baselines: list[str] = field(default_factory=lambda: ["sgd", "momentum", "adam"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,8 +10,10 @@ relaxed rule, starting from the task's initial parameters. It is cut into trunca
 by ``B = 10`` so a blow-up still gives a gradient; plus the mean entropy of the mixtures,
 weighted by a ramp ``lambda``; a truncation cut short by a non-finite loss uses the steps before it) is back-propagated into the relaxation,
 and the parameters are carried on detached into the next truncation. Gradients of the inner
-loss are treated as inputs (first-order, as in Andrychowicz et al. 2016): the meta-gradient flows
-through the parameter trajectory, not through the operands' dependence on it.
+loss are treated as inputs by default (first-order, as in Andrychowicz et al. 2016): the
+meta-gradient flows through the parameter trajectory, not through the operands' dependence on it;
+``second_order: true`` back-propagates through the gradients too (Hessian-vector products, about
+twice the cost), which lets the meta-gradient see curvature.
 
 Everything random is derived from ``(seed, episode)``, so a run resumed from a checkpoint (always
 taken at an episode boundary) ends exactly where an uninterrupted run ends.
@@ -89,18 +91,18 @@ class MetaTrainer:
         with torch.no_grad():
             loss0 = task.loss(unflatten(flat, shapes), 0)
         log0 = math.log(max(float(loss0), 1e-12))
-        self._episode = [task, flat.detach(), shapes, self.tracker.init(flat), 0, log0, None]
+        self._episode = [task, flat.detach(), shapes, self.tracker.init(flat), 0, log0, None, None]
 
     def step(self) -> dict:
         """One meta-step: a truncation of ``unroll`` inner steps and one relaxation update."""
         if self._episode is None:
             self._start_episode()
         started = time.perf_counter()
-        task, flat, shapes, ema, t0, log0, scales = self._episode
+        task, flat, shapes, ema, t0, log0, scales, peak = self._episode
         temperature = self.temperature(self.state.meta_step)
         theta = flat.clone().requires_grad_(True)
         generator = torch.Generator().manual_seed(episode_seed(self.config.seed, 1_000_000 + self.state.meta_step))
-        logs, diverged = [], False
+        logs, diverged, second = [], False, self.config.second_order
         for k in range(self.config.unroll):
             t = t0 + k
             loss = task.loss(unflatten(theta, shapes), t)
@@ -109,17 +111,24 @@ class MetaTrainer:
                 break
             if k > 0:
                 logs.append(self._bounded(loss, log0))
-            (grad,) = torch.autograd.grad(loss, theta, retain_graph=True)
+            (grad,) = torch.autograd.grad(loss, theta, retain_graph=True, create_graph=second)
             if not torch.isfinite(grad).all():
                 diverged = True
                 break
-            ema, values = self.tracker.step(ema, grad.detach(), theta.detach(), t + 1)
+            if second:
+                ema, values = self.tracker.step(ema, grad, theta, t + 1)
+            else:
+                ema, values = self.tracker.step(ema, grad.detach(), theta.detach(), t + 1)
             if self.config.relaxation == "sampled":
                 direction = self.rule(values, temperature, generator=generator)
             else:
                 if scales is None and self.config.normalize:
                     scales = self.rule.measure_scales(values, temperature)
                 direction = self.rule(values, temperature, scales)
+            if self.config.root_norm:
+                rms = direction.detach().square().mean().sqrt().clamp_min(1e-12)
+                peak = rms if peak is None else torch.maximum(peak, rms)
+                direction = direction / peak
             theta = theta - self.rule.lr() * direction
         if not diverged:
             final = task.loss(unflatten(theta, shapes), t0 + self.config.unroll)
@@ -138,7 +147,7 @@ class MetaTrainer:
             objective = meta_loss + self.entropy_weight(self.state.meta_step) * entropy
             objective.backward()
             grads = [p.grad for p in self.rule.parameters() if p.grad is not None]
-            norm = torch.nn.utils.clip_grad_norm_(self.rule.parameters(), self.config.grad_clip)
+            norm = _clip(grads, self.config.grad_clip)
             record["meta_loss"] = float(meta_loss.detach())
             if torch.isfinite(objective) and torch.isfinite(norm) and grads:
                 self.optimizer.step()
@@ -153,7 +162,7 @@ class MetaTrainer:
             self.state.episode += 1
         else:
             self._episode = [task, theta.detach(), shapes, {k: v.detach() for k, v in ema.items()},
-                             t0 + self.config.unroll, log0, scales]
+                             t0 + self.config.unroll, log0, scales, peak]
         self.state.meta_step += 1
         elapsed = time.perf_counter() - started
         self.state.seconds += elapsed
@@ -189,6 +198,18 @@ class MetaTrainer:
         self.optimizer.load_state_dict(data["optimizer"])
         self.state = MetaState(**data["meta"])
         self._episode = None
+
+
+def _clip(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale ``grads`` to total norm ``max_norm`` at most; the norm is taken in float64 so that
+    huge but finite entries (1e22 squared overflows float32) still clip instead of reading as inf."""
+    if not grads:
+        return torch.tensor(0.0)
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]))
+    if torch.isfinite(norm) and norm > max_norm:
+        for g in grads:
+            g.mul_((max_norm / norm).to(g.dtype))
+    return norm
 
 
 def run_meta_training(trainer: MetaTrainer, on_step: Callable[[dict], None],

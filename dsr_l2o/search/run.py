@@ -24,7 +24,7 @@ from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
 from .relaxation import RelaxedRule
-from .result import SearchResult, load_result
+from ..result import SearchResult, load_result
 
 Report = Callable[[str, object], None]
 
@@ -90,6 +90,13 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     torch.manual_seed(settings.seed)
     rule = RelaxedRule(grammar, depth=settings.depth, init_lr=settings.init_lr,
                        init_bias=settings.init_bias).to(device)
+    if settings.descent_prior and not resume:
+        from .prior import apply_descent_prior, terminal_cosines
+
+        cosines = terminal_cosines(rule, family, settings.seed)
+        apply_descent_prior(rule, cosines, settings.descent_prior)
+        report("phase", "descent prior (cosine with the gradient): " +
+               ", ".join(f"{t} {c:+.2f}" for t, c in zip(rule.terminals, cosines)))
     trainer = MetaTrainer(rule, family, settings, device)
     metrics_path = out / "metrics.jsonl"
     if resume:
@@ -122,7 +129,7 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     result.update({
         "metrics": {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
                     "seconds": round(meta.seconds, 1), "final_meta_loss": _last_meta_loss(metrics_path),
-                    "meta_learned_lr": float(rule.lr())},
+                    "meta_learned_lr": float(rule.lr().detach())},
         "grammar": grammar.name, "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "dsr_l2o_version": __version__, "config": settings.to_dict(), "device": str(device),
     })
@@ -149,26 +156,26 @@ def _weights(rule: RelaxedRule, temperature: float) -> dict[str, list[float]]:
 
 
 def _refit(rule, choice, family, settings, device, report) -> None:
-    """Meta-train only the leaf scales and the step size of the fixed argmax rule (``T = 0``)."""
+    """Meta-train only the leaf scales and the step size of the fixed argmax rule (``T = 0``).
+
+    The refit runs on a copy whose logits are set one-hot; only the refitted scales and step
+    size are copied back, so the learned distribution stays intact for the top-k read-off.
+    """
+    import copy
+
     steps = max(settings.meta_steps // 10, settings.truncations)
     steps -= steps % settings.truncations
-    set_choice(rule, choice)
-    frozen = [rule.leaf_logits, rule.leaf_unary_logits, rule.node_binary_logits, rule.node_unary_logits]
-    for p in frozen:
-        p.requires_grad_(False)
-    refit_settings = SearchConfig(**{**settings.to_dict(), "meta_steps": steps, "temperature_start": 1e-9,
-                                     "temperature_end": 1e-9, "entropy_weight": 0.0})
-    trainer = MetaTrainer(rule, family, refit_settings, device)
-    trainer.optimizer = torch.optim.Adam([rule.leaf_log_scale, rule.log_lr], lr=settings.meta_lr)
+    fixed = copy.deepcopy(rule)
+    set_choice(fixed, choice)
+    refit_settings = SearchConfig(**{**settings.to_dict(), "meta_steps": steps, "entropy_weight": 0.0})
+    trainer = MetaTrainer(fixed, family, refit_settings, device)
+    trainer.optimizer = torch.optim.Adam([fixed.leaf_log_scale, fixed.log_lr], lr=settings.meta_lr)
     trainer.temperature = lambda step: 0.0
     trainer.state.episode = 10_000  # tasks unseen during the main meta-training
-    losses = []
-    for _ in range(steps):
-        record = trainer.step()
-        if record["meta_loss"] is not None:
-            losses.append(record["meta_loss"])
-    for p in frozen:
-        p.requires_grad_(True)
+    losses = [r["meta_loss"] for r in (trainer.step() for _ in range(steps)) if r["meta_loss"] is not None]
+    with torch.no_grad():
+        rule.leaf_log_scale.copy_(fixed.leaf_log_scale)
+        rule.log_lr.copy_(fixed.log_lr)
     if losses:
         report("phase", f"refit: {steps} meta-steps, mean meta-loss {sum(losses) / len(losses):.4f}")
 

@@ -68,11 +68,51 @@ class Scorer:
         return candidate
 
 
+def unit_scale(node: ex.Expr) -> ex.Expr:
+    """Drop a positive constant factor of the whole formula: the tuned step size absorbs it, and
+    a leftover factor would only shift the formula against the learning-rate grid."""
+    if isinstance(node, ex.Call) and node.op == "mul":
+        a, b = node.args
+        if isinstance(a, ex.Num) and a.value > 0:
+            return unit_scale(b)
+        if isinstance(b, ex.Num) and b.value > 0:
+            return unit_scale(a)
+        if isinstance(a, ex.Num) and a.value < 0:
+            return ex.Call("neg", (unit_scale(b),))
+    if isinstance(node, ex.Call) and node.op == "div" and isinstance(node.args[1], ex.Num) and node.args[1].value > 0:
+        return unit_scale(node.args[0])
+    if isinstance(node, ex.Call) and node.op == "neg":
+        return ex.Call("neg", (unit_scale(node.args[0]),))
+    if isinstance(node, ex.Call) and node.op in ("add", "sub"):
+        factor = _common_factor(node.args)
+        if factor:
+            return ex.Call(node.op, tuple(_divide(a, factor) for a in node.args))
+    return node
+
+
+def _common_factor(args) -> float | None:
+    factors = []
+    for a in args:
+        if isinstance(a, ex.Call) and a.op == "mul" and isinstance(a.args[0], ex.Num) and a.args[0].value > 0:
+            factors.append(a.args[0].value)
+        else:
+            return None
+    return min(factors) if factors else None
+
+
+def _divide(node: ex.Expr, factor: float) -> ex.Expr:
+    value = float(f"{node.args[0].value / factor:.6g}")
+    return node.args[1] if value == 1.0 else ex.Call("mul", (ex.Num(value), node.args[1]))
+
+
 def build_candidates(discretisations, grammar, probes, simplify) -> list[Candidate]:
     """Simplify each discretisation, drop duplicates and reject degenerate ones (with a reason)."""
     out, seen = [], set()
     for d in discretisations:
-        formula = simplify(Formula(d.expr, grammar))
+        formula = simplify(Formula(unit_scale(d.expr), grammar))
+        rescaled = unit_scale(formula.expr)
+        if rescaled != formula.expr:
+            formula = simplify(Formula(rescaled, grammar))
         if formula.text in seen:
             continue
         seen.add(formula.text)
