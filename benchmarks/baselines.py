@@ -2,7 +2,7 @@
 
     python benchmarks/baselines.py [--steps N] [--workers 2]
 
-Protocol: the default lr grid (13 values log-spaced from 1e-4 to 1), seeds 0, 1, 2, score = mean
+Protocol: the default lr grid (16 values log-spaced from 1e-4 to 10), seeds 0, 1, 2, score = mean
 training loss of the last 10% of steps averaged over seeds (diverged = inf). Each task runs its
 own default horizon (about 8-9 minutes on two idle cores); --steps N caps it, and the output says so.
 Runs are spread over --workers processes with one torch thread each.

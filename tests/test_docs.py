@@ -72,3 +72,17 @@ def test_docs_generation_is_idempotent_and_checks_markers(tmp_path):
         generate_docs(root)
     with pytest.raises(DsrError, match="no docs/ folder"):
         generate_docs(tmp_path / "empty")
+
+
+def test_committed_docs_are_regenerated_from_the_committed_searches(tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "docs", root / "docs")
+    shutil.copytree(REPO / "searches", root / "searches")
+    shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
+    generate_docs(root)
+    generated = sorted(p.relative_to(root) for p in (root / "docs").rglob("*.md"))
+    assert generated == sorted(p.relative_to(REPO) for p in (REPO / "docs").rglob("*.md"))
+    for path in generated:
+        assert (root / path).read_text() == (REPO / path).read_text(), f"{path} is stale: run 'dsr-l2o docs'"
+    assert (root / "docs" / "searches" / "default.md").is_file()
+    build(root, tmp_path)

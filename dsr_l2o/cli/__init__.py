@@ -17,7 +17,6 @@ COMMANDS = {
     "tasks": ("dsr_l2o.cli.tasks_cmd", "tasks", "List the built-in optimizee tasks."),
     "simplify": ("dsr_l2o.cli.simplify_cmd", "simplify", "Simplify a formula with sympy."),
     "export": ("dsr_l2o.cli.export_cmd", "export", "Export a search result (torch, LaTeX, ...)."),
-    "distill": ("dsr_l2o.cli.distill_cmd", "distill", "Distil a teacher optimizer into a formula."),
     "docs": ("dsr_l2o.cli.docs_cmd", "docs", "Write the docs pages of committed searches."),
 }
 

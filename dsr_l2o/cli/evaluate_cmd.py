@@ -49,7 +49,7 @@ def parse_lrs(text: str) -> tuple[float, ...]:
 @click.option("--grammar", "grammar_file", default=None, type=click.Path(dir_okay=False),
               help="Grammar YAML the formula is written in [default: grammars/default.yaml].")
 @click.option("--lrs", "lrs_text", default=None,
-              help="Learning-rate grid: 1e-3,1e-2,... or LO:HI:N [default: 1e-4:1:13].")
+              help="Learning-rate grid: 1e-3,1e-2,... or LO:HI:N [default: 1e-4:10:16].")
 @click.option("--steps", default=None, type=click.IntRange(1, None),
               help="Training steps per run [default: each task's own].")
 @click.option("--reference", default="adam", show_default=True, help="Optimizer the ratios divide by.")

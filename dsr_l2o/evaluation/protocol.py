@@ -20,7 +20,7 @@ import torch
 from ..errors import ConfigError
 from .baselines import OptimizerSpec
 
-DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 0, 13))
+DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 1, 16))
 Progress = Callable[[int], object]
 
 

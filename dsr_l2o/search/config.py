@@ -39,7 +39,7 @@ class SearchConfig:
     device: str = "auto"
     checkpoint_every: int = 25  # meta-steps (rounded up to an episode boundary)
     top_k: int = 4
-    eval_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
+    eval_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0])
     eval_seeds: list[int] = field(default_factory=lambda: [0])
     eval_steps: int | None = None
 

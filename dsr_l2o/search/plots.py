@@ -8,8 +8,10 @@ from pathlib import Path
 from ..atomic import atomic_path
 
 
-def plot_metrics(metrics_path: Path, directory: Path) -> list[Path]:
-    """Write ``meta_loss.png`` and ``operator_weights.png`` from ``metrics.jsonl``."""
+def plot_metrics(metrics_path: Path, directory: Path, labels: dict[str, tuple[str, ...]] | None = None) -> list[Path]:
+    """Write ``meta_loss.png`` and ``operator_weights.png`` from ``metrics.jsonl``.
+
+    ``labels`` names the choices of each slot (``{"terminal3": ("g", "w", ...)}``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +38,7 @@ def plot_metrics(metrics_path: Path, directory: Path) -> list[Path]:
     plt.close(fig)
 
     slots = sorted(records[-1]["weights"], key=_slot_order)
-    labels = _slot_labels(records[-1])
+    labels = labels or {}
     cols = 4
     rows = (len(slots) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
@@ -46,8 +48,8 @@ def plot_metrics(metrics_path: Path, directory: Path) -> list[Path]:
         final = records[-1]["weights"][slot]
         for i, ys in enumerate(series):
             name = labels.get(slot, [str(j) for j in range(len(series))])[i]
-            ax.plot(xs, ys, lw=1.2 if final[i] == max(final) else 0.6, label=name if final[i] >= 0.05 else None)
-        ax.set_title(slot, fontsize=9)
+            ax.plot(xs, ys, lw=1.2 if final[i] == max(final) else 0.6, label=name if max(ys) >= 0.15 else None)
+        ax.set_title(_title(slot), fontsize=9)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=6, loc="upper left")
     for ax in list(axes.flat)[len(slots):]:
@@ -65,8 +67,11 @@ def _slot_order(name: str):
     return int(name[len(kind):]), kinds.index(kind)
 
 
-def _slot_labels(record) -> dict[str, list[str]]:
-    return record.get("labels", {})
+def _title(slot: str) -> str:
+    index, kind = _slot_order(slot)
+    where = "root" if index == 0 else f"node {index}"
+    return {0: f"{where}: unary", 1: f"{where}: binary", 2: f"leaf {index}: unary",
+            3: f"leaf {index}: terminal"}[kind]
 
 
 def _save(fig, path: Path) -> Path:

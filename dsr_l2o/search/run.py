@@ -122,8 +122,7 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
 
     report("phase", "meta-training done; refitting constants of the argmax rule")
     choice = argmax_choice(rule)
-    _refit(rule, choice, family, settings, device, report)
-    write_torch(out / "checkpoint.pt", trainer.state_dict())
+    _refit(rule, choice, family, settings, device, report)  # not checkpointed: a resume redoes it
     result = _select(rule, grammar, validation, settings, report)
     meta = trainer.state
     result.update({
@@ -135,7 +134,7 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     })
     from .plots import plot_metrics
 
-    plot_metrics(metrics_path, out / "plots")
+    plot_metrics(metrics_path, out / "plots", {f"{slot.kind}{slot.index}": slot.labels for slot, _ in rule.slots()})
     write_json(out / "result.json", result)
     report("done", result)
     return load_result(out)
