@@ -51,7 +51,8 @@ def cli_reference(width: int = 100) -> str:
 
     from .cli import cli
 
-    root = click.Context(cli, info_name="dsr-l2o", terminal_width=width, max_content_width=width)
+    root = click.Context(cli, info_name="dsr-l2o", terminal_width=width, max_content_width=width,
+                         help_option_names=["-h", "--help"])
     parts = [f"## dsr-l2o\n\n```text\n{cli.get_help(root)}\n```"]
 
     def walk(group, parent, prefix):
