@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -43,7 +44,7 @@ def parse_lrs(text: str) -> tuple[float, ...]:
               help="Comma-separated baselines, or 'none' [default: all: sgd,momentum,nesterov,rmsprop,"
                    "adam,adamw,lion,powersign,addsign].")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 100),
-              help="Number of seeds (0, 1, ...), each for initialisation and data order.")
+              help="Number of seeds (0, 1, ...), each for the initial parameters (and the data order of tasks that offer with_seed).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output directory [default: the result directory].")
 @click.option("--grammar", "grammar_file", default=None, type=click.Path(dir_okay=False),
@@ -103,7 +104,7 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tasks are tiny: one thread is faster, much faster on a busy machine
     try:
-        with click.progressbar(length=total, label="training runs", file=click.get_text_stream("stderr"),
+        with click.progressbar(length=total, label="training runs", file=sys.stderr,
                                show_pos=True) as bar:
             comparison = compare(specs, tasks, protocol, progress=bar.update)
     finally:
