@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -247,4 +246,4 @@ def _last_meta_loss(path: Path):
     return last
 
 
-__all__ = ["search", "resolve_device", "SearchConfig", "time"]
+__all__ = ["search", "resolve_device"]
