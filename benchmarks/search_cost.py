@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 FIXED_DIM = 10_000
@@ -243,14 +244,7 @@ def plan(quick: bool, repeats: int) -> list[dict]:
 def machine_info() -> str:
     import torch
 
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (f"{cpu} ({os.cpu_count()} logical CPUs, torch threads 1); Python {platform.python_version()}, "
             f"torch {torch.__version__}")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from dsr_l2o.optimizer import SymbolicOptimizer
+from machine import cpu_name
 
 ADAM_FORMULA = "m_hat / (sqrt(v_hat) + 1e-8)"
 SHAPES = {
@@ -92,14 +93,7 @@ def bench(label, shapes, device, repeats, steps):
 
 
 def machine_info(device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return (f"{cpu} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}){gpu}; "
             f"Python {platform.python_version()}, torch {torch.__version__}, {platform.system()} {platform.release()}")
