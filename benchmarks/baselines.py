@@ -45,7 +45,9 @@ def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: 
         "",
         "Written by `python benchmarks/baselines.py`; do not edit by hand.",
         "",
-        f"Protocol: learning rates {', '.join(f'{lr:g}' for lr in comparison.protocol.lrs)}; "
+        f"Protocol: learning rates {', '.join(f'{lr:g}' for lr in comparison.protocol.lrs)} "
+        f"(a best lr at an edge is followed past it, up to {comparison.protocol.extend_edges} more grid steps, "
+        "while the score improves); "
         f"seeds {', '.join(map(str, comparison.protocol.seeds))}; score = mean training loss over the "
         "last 10% of steps, averaged over seeds; a run with a non-finite loss scores inf (diverged). "
         "Steps to threshold: first step at which the trailing mean loss (same window as the score) "

@@ -2,8 +2,8 @@
 
 Runs `dsr-l2o search` with no settings (into a temporary directory), checks that it reproduces
 the committed `searches/default/result.json`, then tunes the formula and the baselines with the
-default fair protocol (16 lrs from 1e-4 to 10, seeds 0-2) on the validation tasks, all in this
-process. Writes default_search.md beside this file. Usage: python benchmarks/default_search.py
+default fair protocol (16 lrs from 1e-4 to 10, a best lr at an edge followed past it, seeds 0-2)
+on the validation tasks, all in this process. Writes default_search.md beside this file. Usage: python benchmarks/default_search.py
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def main() -> None:
         f"- `dsr-l2o search` (defaults, CPU): **{search_seconds / 60:.1f} minutes** wall clock, all phases included.",
         f"- It reproduces the committed `searches/default/result.json`: **{'yes' if same else 'NO'}** "
         f"(formula `{fresh['formula']}`).",
-        f"- Fair protocol: 16 lrs 1e-4..10, seeds 0, 1, 2, each task's own horizon; {eval_seconds:.0f} s.", "",
+        f"- Fair protocol: 16 lrs 1e-4..10 (a best lr at an edge followed past it), seeds 0, 1, 2, "
+        f"each task's own horizon; {eval_seconds:.0f} s.", "",
         "| task | formula / adam | sgd / adam | momentum / adam | formula rank of 4 |", "|---|---:|---:|---:|---:|",
     ]
     for task in comparison.tasks:

@@ -13,6 +13,7 @@ _EXPORTS = {
     "Formula": "dsr_l2o.formula",
     "SymbolicOptimizer": "dsr_l2o.optimizer",
     "search": "dsr_l2o.search",
+    "distil": "dsr_l2o.distill",
     "load_result": "dsr_l2o.result",
     "DsrError": "dsr_l2o.errors",
 }

@@ -254,6 +254,13 @@ def variables(expr: Expr) -> set[str]:
     return set()
 
 
+def numbers(expr: Expr) -> list[Num]:
+    """The numeric constants of an expression, left to right (exponents of powers excluded)."""
+    if isinstance(expr, Num):
+        return [expr]
+    return [n for child in _children(expr) for n in numbers(child)]
+
+
 def operators_used(expr: Expr) -> set[str]:
     """The operator names an expression calls."""
     if isinstance(expr, Call):

@@ -13,7 +13,7 @@ from dsr_l2o.evaluation import (BASELINE_NAMES, EvalProtocol, Run, compare, form
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.tasks import get_task
 
-SMALL = EvalProtocol(lrs=(1e-3, 1e-2, 1e-1, 10.0), seeds=(0, 1), steps=30)
+SMALL = EvalProtocol(lrs=(1e-3, 1e-2, 1e-1, 10.0), seeds=(0, 1), steps=30, extend_edges=0)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,27 @@ def test_best_lr_is_argmin_and_score_matches_independent_runs(quadratic):
     assert result.curve == pytest.approx(np.mean([r.losses for r in runs], axis=0).tolist(), rel=1e-6)
     expected = np.mean([quadratic.heldout(r.params)["test_loss"] for r in runs])
     assert result.heldout["test_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_lrs_past_an_edge_step_at_the_grid_spacing():
+    grid = EvalProtocol(lrs=(0.01, 0.1, 1.0))
+    assert grid.beyond(1.0) == 10.0 and grid.beyond(10.0) == 100.0
+    assert grid.beyond(0.01) == 0.001 and grid.beyond(0.1) is None
+    assert EvalProtocol(lrs=(0.5,)).beyond(0.5) is None
+
+
+def test_best_lr_at_the_grid_top_extends_the_grid_while_the_score_improves(quadratic):
+    calls = []
+    protocol = EvalProtocol(lrs=(1e-4, 1e-3), seeds=(0,), steps=30, extend_edges=4)
+    result = tune(get_baseline("sgd"), quadratic, protocol, progress=calls.append)
+    extra = [lr for lr in result.scores_by_lr if lr not in protocol.lrs]
+    assert extra and extra == [float(f"{1e-3 * 10 ** (i + 1):.3g}") for i in range(len(extra))]
+    assert result.best_lr == min(result.scores_by_lr, key=result.scores_by_lr.get) and result.best_lr > 1e-3
+    assert len(calls) == protocol.runs_per_tune  # progress counts the grid only
+    if len(extra) < 4:  # it stopped because the last extra lr did not improve
+        assert result.scores_by_lr[extra[-1]] >= result.best_score
+    fixed = tune(get_baseline("sgd"), quadratic, EvalProtocol(lrs=(1e-4, 1e-3), seeds=(0,), steps=30, extend_edges=0))
+    assert list(fixed.scores_by_lr) == [1e-4, 1e-3] and fixed.best_lr == 1e-3 and fixed.best_score > result.best_score
 
 
 def test_all_learning_rates_diverging_gives_inf_and_no_curve(rosenbrock):
@@ -152,7 +173,8 @@ def test_bad_names_and_protocols_are_one_line_errors():
         get_baselines(["sgd", "sgd"])
     with pytest.raises(FormulaError):
         formula_spec("m_hat / (sqrt(v_hat) +")
-    for bad in (dict(lrs=()), dict(lrs=(0.1, -1.0)), dict(seeds=()), dict(steps=0), dict(last_frac=0.0)):
+    for bad in (dict(lrs=()), dict(lrs=(0.1, -1.0)), dict(seeds=()), dict(steps=0), dict(last_frac=0.0),
+                dict(extend_edges=-1)):
         with pytest.raises(ConfigError):
             EvalProtocol(**bad)
     assert set(BASELINE_NAMES) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lion",

@@ -53,9 +53,11 @@ def parse_lrs(text: str) -> tuple[float, ...]:
               help="Learning-rate grid: 1e-3,1e-2,... or LO:HI:N [default: 1e-4:10:16].")
 @click.option("--steps", default=None, type=click.IntRange(1, None),
               help="Training steps per run [default: each task's own].")
+@click.option("--extend-edges", default=3, show_default=True, type=click.IntRange(0, 20),
+              help="Extra learning rates tried past a grid edge where the best one sits (0: never).")
 @click.option("--reference", default="adam", show_default=True, help="Optimizer the ratios divide by.")
 def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, grammar_file, lrs_text,
-             steps, reference):
+             steps, extend_edges, reference):
     """Tune FORMULA_OR_RESULT_DIR and baselines on the same lr grid and seeds; report and plot.
 
     The argument is a search result directory (its result.json and grammar.yaml are read) or a
@@ -95,7 +97,7 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
     if not task_names:
         raise ConfigError("--tasks is empty; give comma-separated task names (see 'dsr-l2o tasks')")
     protocol = EvalProtocol(lrs=parse_lrs(lrs_text) if lrs_text else DEFAULT_LRS,
-                            seeds=tuple(range(seeds)), steps=steps)
+                            seeds=tuple(range(seeds)), steps=steps, extend_edges=extend_edges)
     tasks = [get_task(name) for name in task_names]
     specs = [formula_spec(formula, name="formula")] + baselines
 

@@ -4,7 +4,10 @@ A run trains a task from ``task.init(seed)`` (and, where the task offers ``with_
 ``task.with_seed(seed)``'s data order) for ``steps`` steps at one learning rate, recording the training loss before each step. A run that
 meets a non-finite loss stops at once and scores ``+inf``. Otherwise it scores the mean loss over
 its last ``last_frac`` of steps; a learning rate scores the mean over seeds (``+inf`` if any seed
-diverged), and :func:`tune` picks the learning rate with the lowest score.
+diverged), and :func:`tune` picks the learning rate with the lowest score. When that learning rate
+sits at an edge of the grid, :func:`tune` keeps stepping past the edge, at the grid's own spacing,
+while the score improves (at most ``extend_edges`` steps): the same rule for every optimizer, so
+none is judged at a step size the grid merely cut off.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ Progress = Callable[[int], object]
 class EvalProtocol:
     """What every optimizer is tuned with: the lr grid, the seeds, the horizon and the score window.
 
-    ``steps=None`` uses each task's own ``steps``.
+    ``steps=None`` uses each task's own ``steps``. ``extend_edges`` is how many extra learning
+    rates :func:`tune` may try beyond an edge of ``lrs`` where the best one sits (0: never).
     """
 
     lrs: tuple[float, ...] = DEFAULT_LRS
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int | None = None
     last_frac: float = 0.1
+    extend_edges: int = 3
 
     def __post_init__(self):
         lrs = tuple(float(lr) for lr in self.lrs)
@@ -49,6 +54,8 @@ class EvalProtocol:
             raise ConfigError("seeds must differ; remove the duplicate")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1):
             raise ConfigError(f"steps must be a positive integer, not {self.steps!r}")
+        if isinstance(self.extend_edges, bool) or not isinstance(self.extend_edges, int) or self.extend_edges < 0:
+            raise ConfigError(f"extend_edges must be a non-negative integer, not {self.extend_edges!r}")
         if not (0 < self.last_frac <= 1):
             raise ConfigError(f"last_frac must be in (0, 1], not {self.last_frac!r}")
         object.__setattr__(self, "lrs", tuple(sorted(lrs)))
@@ -57,6 +64,16 @@ class EvalProtocol:
     def steps_for(self, task) -> int:
         """The horizon used on ``task``."""
         return int(self.steps if self.steps is not None else task.steps)
+
+    def beyond(self, lr: float) -> float | None:
+        """The next learning rate past the grid edge at ``lr`` (same log spacing), or ``None``
+        when ``lr`` is not at an edge or the grid has a single value."""
+        lrs = self.lrs
+        if len(lrs) < 2 or lrs[0] < lr < lrs[-1]:
+            return None
+        if lr >= lrs[-1]:
+            return float(f"{lr * lrs[-1] / lrs[-2]:.3g}")
+        return float(f"{lr * lrs[0] / lrs[1]:.3g}")
 
     def window(self, steps: int) -> int:
         """How many final steps the score averages (at least one)."""
@@ -68,7 +85,8 @@ class EvalProtocol:
         return len(self.lrs) * len(self.seeds)
 
     def to_json(self) -> dict:
-        return {"lrs": list(self.lrs), "seeds": list(self.seeds), "steps": self.steps, "last_frac": self.last_frac}
+        return {"lrs": list(self.lrs), "seeds": list(self.seeds), "steps": self.steps, "last_frac": self.last_frac,
+                "extend_edges": self.extend_edges}
 
 
 @dataclass
@@ -176,7 +194,9 @@ def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
          progress: Progress | None = None, threshold: float | None = None) -> TuneResult:
     """Run ``spec`` on ``task`` at every lr and seed of ``protocol``; return the best lr's result.
 
-    ``progress(1)`` is called after each run. Ties go to the smaller learning rate.
+    Where the best lr is at an edge of the grid, lrs beyond that edge are tried while the score
+    improves (``protocol.extend_edges`` at most). ``progress(1)`` is called after each run on the
+    grid. Ties go to the smaller learning rate.
     """
     protocol = protocol or EvalProtocol()
     steps = protocol.steps_for(task)
@@ -186,16 +206,30 @@ def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
     scores: dict[float, float] = {}
     seed_scores: dict[float, list[float]] = {}
     best_lr, best_score, best_runs = None, math.inf, None
-    for lr in protocol.lrs:
+
+    def attempt(lr: float, report: bool) -> bool:
+        nonlocal best_lr, best_score, best_runs
         runs = []
         for seed in protocol.seeds:
             runs.append(train(spec, seeded[seed], lr, seed, steps))
-            if progress is not None:
+            if report and progress is not None:
                 progress(1)
         seed_scores[lr] = [run_score(run, window) for run in runs]
         scores[lr] = float(np.mean(seed_scores[lr])) if all(map(math.isfinite, seed_scores[lr])) else math.inf
-        if scores[lr] < best_score:
+        improved = scores[lr] < best_score
+        if improved:
             best_lr, best_score, best_runs = lr, scores[lr], runs
+        return improved
+
+    for lr in protocol.lrs:
+        attempt(lr, True)
+    for _ in range(protocol.extend_edges):
+        if best_lr is None or (nxt := protocol.beyond(best_lr)) is None or nxt in scores:
+            break
+        if not attempt(nxt, False):
+            break
+    scores = dict(sorted(scores.items()))
+    seed_scores = dict(sorted(seed_scores.items()))
     curve = heldout = None
     if best_runs is not None:
         curve = np.mean([run.losses for run in best_runs], axis=0).tolist()

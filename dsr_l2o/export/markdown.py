@@ -52,8 +52,9 @@ def formula_block(bundle: ResultBundle) -> list[str]:
     lines = ["$$", update, "$$", ""]
     if operands:
         lines += ["where", "", "$$", aligned(operands), "$$", ""]
+    lr_label = "lr" if bundle.data.get("route") == "distil" else "tuned lr"
     lines.append(f"Formula: {inline(formula.text)} (complexity {formula.size}, grammar "
-                 f"{inline(formula.grammar.name)}" + (f", tuned lr {bundle.lr:g})." if bundle.lr else ")."))
+                 f"{inline(formula.grammar.name)}" + (f", {lr_label} {bundle.lr:g})." if bundle.lr else ")."))
     if formula.text != bundle.formula.text:
         lines += ["", f"As found: {inline(bundle.formula.text)}."]
     raw = bundle.data.get("raw_formula")
@@ -67,7 +68,8 @@ def provenance_block(bundle: ResultBundle) -> list[str]:
     lines = ["## How it was found", ""]
     metrics = bundle.data.get("metrics") if isinstance(bundle.data.get("metrics"), dict) else {}
     facts = [("meta-steps", metrics.get("meta_steps")), ("final meta-loss", metrics.get("final_meta_loss")),
-             ("skipped meta-steps", metrics.get("skipped_steps")), ("search time (s)", metrics.get("seconds"))]
+             ("skipped meta-steps", metrics.get("skipped_steps")), ("search time (s)", metrics.get("seconds")),
+             ("recorded samples", metrics.get("samples")), ("R² of the teacher's updates", bundle.data.get("r2"))]
     rows = [[label, number(value, ".6g")] for label, value in facts if value is not None]
     for key in ("created", "dsr_l2o_version"):
         if isinstance(bundle.data.get(key), str):
@@ -125,21 +127,31 @@ def plots_block(bundle: ResultBundle, plot_dir: str) -> list[str]:
 
 
 def candidates_block(data: dict) -> list[str]:
-    """The formulas the search considered, with their tuned lr, score and why any was rejected."""
+    """The formulas considered: for a search their tuned lr, validation score ratio to tuned Adam
+    and why any was rejected; for a distillation their fitted scale and R^2."""
     candidates = data.get("candidates")
     if not isinstance(candidates, list) or not candidates:
         return []
+    distilled = data.get("route") == "distil"
     rows = []
     for i, c in enumerate(candidates, 1):
-        if isinstance(c, dict):
+        if not isinstance(c, dict):
+            continue
+        if distilled:
+            rows.append([str(i), code(c.get("formula", "?")), number(c.get("complexity"), "d"),
+                         number(c.get("alpha"), ".4g"), number(c.get("r2"), ".6f")])
+        else:
             rows.append([str(i), code(c.get("formula", "?")), number(c.get("lr"), ".3g"),
-                         number(c.get("score")), cell(c.get("rejected") or "")])
-    return ["## Candidates", "", table(["#", "formula", "lr", "score", "rejected"], rows), ""]
+                         number(c.get("score_ratio_to_adam")), cell(c.get("rejected") or "")])
+    header = (["#", "formula", "complexity", "scale", "R²"] if distilled
+              else ["#", "formula", "lr", "score / tuned Adam", "rejected"])
+    return ["## Candidates", "", table(header, rows), ""]
 
 
 def markdown_report(bundle: ResultBundle, plot_dir: str = "plots", title: str | None = None) -> str:
     """The report page; plots are linked as ``plot_dir/NAME.png`` (see :func:`copy_plots`)."""
-    lines = [f"# {title or 'Search ' + inline(bundle.name)}", ""]
+    kind = "Distillation " if bundle.data.get("route") == "distil" else "Search "
+    lines = [f"# {title or kind + inline(bundle.name)}", ""]
     lines += formula_block(bundle) + [""]
     lines += provenance_block(bundle)
     lines += comparison_block(bundle.evaluation)

@@ -184,7 +184,7 @@ class MetaTrainer:
         for _, logits in self.rule.slots():
             logp = torch.log_softmax(logits / max(temperature, 1e-3), dim=-1)
             total.append(-(logp.exp() * logp).sum())
-        return torch.stack(total).mean()
+        return torch.stack(total).mean() if total else torch.zeros((), device=self.device)
 
     def state_dict(self) -> dict:
         """Relaxation, meta-optimizer and progress (plain tensors and numbers only)."""

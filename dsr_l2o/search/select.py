@@ -124,7 +124,7 @@ def snap_constants(candidate: Candidate, scorer: Scorer, simplify, log) -> Candi
     """Replace each constant by the nearest simple value (or drop a factor ~1) where the validation
     ratio changes by less than 1%; keep every change that passes."""
     best = candidate
-    for value in sorted({n.value for n in _numbers(best.formula.expr)}, key=lambda v: -abs(v)):
+    for value in sorted({n.value for n in ex.numbers(best.formula.expr)}, key=lambda v: -abs(v)):
         target = min(SIMPLE_CONSTANTS, key=lambda c: abs(math.log(abs(value)) - math.log(c)) if value else 0)
         target = math.copysign(target, value)
         if value == target or not math.isfinite(best.ratio):
@@ -138,16 +138,6 @@ def snap_constants(candidate: Candidate, scorer: Scorer, simplify, log) -> Candi
         if change < SNAP_TOLERANCE or trial.ratio < best.ratio:
             best = trial
     return best
-
-
-def _numbers(node: ex.Expr):
-    if isinstance(node, ex.Num):
-        yield node
-    elif isinstance(node, ex.Call):
-        for a in node.args:
-            yield from _numbers(a)
-    elif isinstance(node, ex.Power):
-        yield from _numbers(node.base)
 
 
 def _replace(node: ex.Expr, value: float, target: float) -> ex.Expr:

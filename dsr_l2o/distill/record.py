@@ -1,0 +1,84 @@
+"""Record a teacher optimizer: operand values and the teacher's update direction per coordinate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ..search.features import OperandTracker
+from ..search.meta_train import episode_seed, flatten
+
+
+@dataclass
+class Trace:
+    """Samples ``(operands -> direction)``: one row per (episode, step, coordinate) kept.
+
+    ``weight`` equalises episodes: each row weighs ``1 / mean(direction**2)`` of its episode, so a
+    task whose updates are large does not drown the others.
+    """
+
+    operands: dict[str, torch.Tensor]
+    direction: torch.Tensor
+    weight: torch.Tensor
+    episodes: int
+
+    def __len__(self) -> int:
+        return int(self.direction.numel())
+
+    def rows(self, index: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The operands, directions and weights of the rows at ``index``."""
+        return {k: v[index] for k, v in self.operands.items()}, self.direction[index], self.weight[index]
+
+
+def record(teacher, family, grammar, names, episodes: int = 8, steps: int = 100, lr: float = 1e-2,
+           coords: int = 256, seed: int = 0) -> Trace:
+    """Run ``teacher`` (an :class:`~dsr_l2o.evaluation.OptimizerSpec`) for ``steps`` steps on
+    ``episodes`` tasks sampled from ``family`` at step size ``lr``; keep up to ``coords`` random
+    coordinates per step. The direction is ``(w_before - w_after) / lr``.
+    """
+    tracker = OperandTracker(grammar, names)
+    generator = torch.Generator().manual_seed(seed)
+    columns: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    directions, weights, kept = [], [], 0
+    for episode in range(episodes):
+        task_seed = episode_seed(seed, 50_000 + episode)
+        task = family.sample(task_seed)
+        params = [p.detach().clone().requires_grad_(True) for p in task.init(task_seed)]
+        optimizer = teacher.make(params, lr)
+        ema = tracker.init(flatten([p.detach() for p in params])[0])
+        rows: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        for step in range(steps):
+            loss = task.loss(params, step)
+            if not torch.isfinite(loss):
+                break
+            grads = torch.autograd.grad(loss, params)
+            before = flatten([p.detach() for p in params])[0].clone()
+            flat_grad = flatten(list(grads))[0]
+            ema, values = tracker.step(ema, flat_grad, before, step + 1)
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            optimizer.step()
+            after = flatten([p.detach() for p in params])[0]
+            direction = (before - after) / lr
+            if not (torch.isfinite(direction).all() and all(torch.isfinite(values[n]).all() for n in names)):
+                break
+            pick = torch.randperm(direction.numel(), generator=generator)[:coords]
+            rows.append(({n: values[n][pick].double() for n in names}, direction[pick].double()))
+        if not rows:
+            continue
+        episode_dir = torch.cat([d for _, d in rows])
+        scale = float(episode_dir.square().mean())
+        if not math.isfinite(scale) or scale <= 0:
+            continue
+        kept += 1
+        for n in names:
+            columns[n].append(torch.cat([v[n] for v, _ in rows]))
+        directions.append(episode_dir)
+        weights.append(torch.full_like(episode_dir, 1.0 / scale))
+    if not kept:
+        raise ConfigError("the teacher made no finite, non-zero update on any sampled task; "
+                          "try a smaller --lr or another --tasks family")
+    return Trace({n: torch.cat(c) for n, c in columns.items()}, torch.cat(directions), torch.cat(weights), kept)
