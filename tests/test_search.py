@@ -28,7 +28,7 @@ constants: []
 
 TINY = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
             unroll=5, horizon=10, top_k=2, eval_lrs=[1e-3, 1e-2, 1e-1], eval_seeds=[0], eval_steps=40,
-            checkpoint_every=2, device="cpu")
+            checkpoint_every=2, device="cpu", grow_episodes=2, grow_steps=30)
 
 
 def _tiny_config(path: Path, **extra) -> Path:
@@ -44,6 +44,9 @@ def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
     result = search(grammar, out=tmp_path / "out", **TINY)
     assert variables(result.formula.expr) <= {"g", "m"}
     assert operators_used(result.formula.expr) <= {"sign", "mul", "add", "neg", "div", "sub"}
+    assert {c["stage"] for c in result.data["candidates"]} <= {"relaxation", "grow"}
+    assert result.data["grow"]["episodes"] == TINY["grow_episodes"] and result.data["grow"]["ranking"]
+    assert isinstance(result.data["relaxation_argmax"], str)
     reparsed = parse_formula(result.data["formula"], result.grammar)
     assert reparsed.text == result.formula.text
     for name in ["config.yaml", "grammar.yaml", "result.json", "checkpoint.pt", "metrics.jsonl",
@@ -101,3 +104,15 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert a["metrics"]["final_meta_loss"] == b["metrics"]["final_meta_loss"]
     steps = [json.loads(x)["step"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(16))
+
+
+def test_no_grow_flag_keeps_the_relaxations_candidates_only(tmp_path):
+    from dsr_l2o.cli import main
+
+    grammar = tmp_path / "small.yaml"
+    grammar.write_text(SMALL_GRAMMAR)
+    config = _tiny_config(tmp_path / "tiny.yaml")
+    main(["search", str(grammar), "--config", str(config), "--out", str(tmp_path / "out"), "--quiet", "--no-grow"])
+    data = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert data["grow"] is None and data["config"]["grow"] is False
+    assert {c["stage"] for c in data["candidates"]} == {"relaxation"}

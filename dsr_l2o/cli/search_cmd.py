@@ -14,15 +14,19 @@ import click
 @click.option("--depth", type=int, help="Depth of the relaxed expression tree.")
 @click.option("--seed", type=int, help="Random seed (CPU runs are deterministic for a seed).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to meta-train.")
+@click.option("--grow/--no-grow", default=None,
+              help="Try one-term corrections of the best candidate [default: on, from searches/default.yaml].")
 @click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
               help="Result directory.")
 @click.option("--resume", is_flag=True, help="Continue the search checkpointed in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, out, resume, quiet):
+def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, grow, out, resume,
+           quiet):
     """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
 
     Meta-trains a relaxed expression over the grammar on the task family, reads off candidate
-    formulas, scores them against tuned Adam on validation tasks and writes the result to --out.
+    formulas, grows the best by one term (ranked on hard quadratics), scores the candidates against
+    tuned Adam on validation tasks and writes the result to --out.
     """
     from ..search import search as run_search
     from .progress import SearchProgress
@@ -31,7 +35,7 @@ def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth
     with SearchProgress(quiet=quiet) as progress:
         result = run_search(grammar_yaml, config=config_file, out=out, resume=resume, report=progress,
                             tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth,
-                            seed=seed, device=device)
+                            seed=seed, device=device, grow=grow)
     data = result.data
     click.echo(f"formula:  {result.formula.text}")
     click.echo(f"lr:       {result.lr}")

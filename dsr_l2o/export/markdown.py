@@ -60,6 +60,10 @@ def formula_block(bundle: ResultBundle) -> list[str]:
     raw = bundle.data.get("raw_formula")
     if isinstance(raw, str) and raw not in (formula.text, bundle.formula.text):
         lines += ["", f"Before pruning and simplification: {inline(raw)}."]
+    grow = bundle.data.get("grow")
+    if bundle.data.get("stage") == "grow" and isinstance(grow, dict):
+        lines += ["", f"Found by the grow stage, as a correction of {inline(str(grow.get('base', '?')))} "
+                      f"(the relaxation's own argmax was {inline(str(bundle.data.get('relaxation_argmax', '?')))})."]
     return lines
 
 
@@ -68,7 +72,7 @@ def provenance_block(bundle: ResultBundle) -> list[str]:
     lines = ["## How it was found", ""]
     metrics = bundle.data.get("metrics") if isinstance(bundle.data.get("metrics"), dict) else {}
     facts = [("meta-steps", metrics.get("meta_steps")), ("final meta-loss", metrics.get("final_meta_loss")),
-             ("skipped meta-steps", metrics.get("skipped_steps")), ("search time (s)", metrics.get("seconds")),
+             ("skipped meta-steps", metrics.get("skipped_steps")), ("meta-training time (s)", metrics.get("seconds")),
              ("recorded samples", metrics.get("samples")), ("R² of the teacher's updates", bundle.data.get("r2"))]
     rows = [[label, number(value, ".6g")] for label, value in facts if value is not None]
     for key in ("created", "dsr_l2o_version"):
@@ -141,11 +145,27 @@ def candidates_block(data: dict) -> list[str]:
             rows.append([str(i), code(c.get("formula", "?")), number(c.get("complexity"), "d"),
                          number(c.get("alpha"), ".4g"), number(c.get("r2"), ".6f")])
         else:
-            rows.append([str(i), code(c.get("formula", "?")), number(c.get("lr"), ".3g"),
-                         number(c.get("score_ratio_to_adam")), cell(c.get("rejected") or "")])
+            rows.append([str(i), code(c.get("formula", "?")), cell(c.get("stage") or "relaxation"),
+                         number(c.get("lr"), ".3g"), number(c.get("score_ratio_to_adam")),
+                         cell(c.get("rejected") or "")])
     header = (["#", "formula", "complexity", "scale", "R²"] if distilled
-              else ["#", "formula", "lr", "score / tuned Adam", "rejected"])
-    return ["## Candidates", "", table(header, rows), ""]
+              else ["#", "formula", "stage", "lr", "score / tuned Adam", "rejected"])
+    return ["## Candidates", "", table(header, rows), ""] + grow_block(data)
+
+
+def grow_block(data: dict) -> list[str]:
+    """The grow stage's best corrections of the relaxation's formula, with their scores."""
+    info = data.get("grow")
+    ranking = info.get("ranking") if isinstance(info, dict) else None
+    if not isinstance(ranking, list) or not ranking:
+        return []
+    rows = [[str(i), code(g.get("formula", "?")), number(g.get("score"), ".4g")]
+            for i, g in enumerate(ranking, 1) if isinstance(g, dict)]
+    intro = (f"Corrections `base + c * term` of {code(info.get('base', '?'))} "
+             f"({number(info.get('terms'), 'd')} terms), ranked on {number(info.get('episodes'), 'd')} tasks of "
+             f"{code(info.get('tasks', '?'))} by the mean final log loss at each rule's best lr per task "
+             "(lower is better; the base itself has c = 0):")
+    return ["## Grow stage", "", intro, "", table(["#", "formula", "score"], rows), ""]
 
 
 def markdown_report(bundle: ResultBundle, plot_dir: str = "plots", title: str | None = None) -> str:

@@ -31,17 +31,23 @@ class SearchConfig:
     second_order: bool = False  # back-propagate through the inner gradients too
     root_norm: bool = True  # divide the direction by the running max of its RMS in each episode
     normalize: bool = True  # divide mixture candidates by their RMS at each episode's first step
-    init_bias: float = 0.0
-    descent_prior: float = 0.0  # initial terminal logits = this * cosine(terminal, gradient)  # extra initial logit of identity / pass-through choices
+    init_bias: float = 0.0  # extra initial logit of identity / pass-through choices
+    descent_prior: float = 0.0  # initial terminal logits = this * cosine(terminal, gradient)
     entropy_weight: float = 0.01  # final weight of the mean-entropy penalty (ramped up linearly)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 25  # meta-steps (rounded up to an episode boundary)
     top_k: int = 4
-    eval_lrs: list[float] = field(default_factory=lambda: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0])
+    eval_lrs: list[float] | None = None  # None = the fair protocol's grid (dsr-l2o evaluate's)
     eval_seeds: list[int] = field(default_factory=lambda: [0])
     eval_steps: int | None = None
+    grow: bool = False  # after the relaxation: try one-term corrections of its best formula
+    grow_tasks: str = "hard_quadratics"  # quadratic family the corrections are ranked on
+    grow_episodes: int = 12  # tasks drawn from grow_tasks
+    grow_steps: int = 200  # steps per grow run
+    grow_constants: list[float] = field(default_factory=lambda: [0.2, 0.5])  # |c| tried, both signs
+    grow_keep: int = 3  # best corrections scored on the validation tasks
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -59,7 +65,8 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
     def bad(key, why):
         raise ConfigError(f"{origin}: {key}: {why}")
 
-    for key in ("depth", "meta_steps", "unroll", "horizon", "checkpoint_every", "top_k"):
+    for key in ("depth", "meta_steps", "unroll", "horizon", "checkpoint_every", "top_k", "grow_episodes",
+                "grow_steps", "grow_keep"):
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a whole number >= 1, got {value!r}")
@@ -77,10 +84,19 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
         bad("relaxation", "must be 'sampled' or 'soft'")
     if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
         bad("device", "must be auto, cpu or cuda")
-    if not config.eval_lrs or not all(isinstance(v, (int, float)) and v > 0 for v in config.eval_lrs):
-        bad("eval_lrs", "must be a non-empty list of positive learning rates")
+    if config.eval_lrs is not None and (not isinstance(config.eval_lrs, list) or not config.eval_lrs or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in config.eval_lrs)):
+        bad("eval_lrs", "must be null (the evaluation's grid) or a non-empty list of positive learning rates")
     if not config.eval_seeds or not all(isinstance(v, int) for v in config.eval_seeds):
         bad("eval_seeds", "must be a non-empty list of whole numbers")
+    if not isinstance(config.grow, bool):
+        bad("grow", f"must be true or false, got {config.grow!r}")
+    if not isinstance(config.grow_tasks, str) or not config.grow_tasks.strip():
+        bad("grow_tasks", "must be the name of a quadratic task family, e.g. hard_quadratics")
+    constants = config.grow_constants
+    if not isinstance(constants, list) or not constants or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100 for v in constants):
+        bad("grow_constants", "must be a non-empty list of numbers between 0 and 100, e.g. [0.2, 0.5]")
     if not isinstance(config.seed, int) or isinstance(config.seed, bool):
         bad("seed", "must be a whole number")
     return config

@@ -122,7 +122,7 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     report("phase", "meta-training done; refitting constants of the argmax rule")
     choice = argmax_choice(rule)
     _refit(rule, choice, family, settings, device, report)  # not checkpointed: a resume redoes it
-    result = _select(rule, grammar, validation, settings, report)
+    result = _select(rule, grammar, validation, settings, device, report)
     meta = trainer.state
     result.update({
         "metrics": {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
@@ -178,7 +178,7 @@ def _refit(rule, choice, family, settings, device, report) -> None:
         report("phase", f"refit: {steps} meta-steps, mean meta-loss {sum(losses) / len(losses):.4f}")
 
 
-def _select(rule, grammar, validation, settings, report) -> dict:
+def _select(rule, grammar, validation, settings, device, report) -> dict:
     from ..evaluation import EvalProtocol
     from ..formula import Formula
     from .guards import probe_operands
@@ -189,32 +189,83 @@ def _select(rule, grammar, validation, settings, report) -> dict:
     raw = Formula(discretisations[0].expr, grammar)
     probes = probe_operands(raw, validation[:2])
     candidates = build_candidates(discretisations, grammar, probes, simplify)
-    protocol = EvalProtocol(lrs=tuple(settings.eval_lrs), seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
+    grid = {"lrs": tuple(settings.eval_lrs)} if settings.eval_lrs else {}
+    protocol = EvalProtocol(**grid, seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
     log = lambda text: report("phase", text)  # noqa: E731
     log(f"scoring {len(candidates)} candidates on {len(validation)} validation tasks (tuned Adam = 1.0)")
     scorer = Scorer(validation, protocol, log)
+    usable = _score_all(candidates, scorer, log)
+    if not usable:
+        raise DsrError("every candidate formula was rejected or diverged on the validation tasks; "
+                       "run longer (--meta-steps) or change the grammar")
+    best = min(usable, key=lambda c: c.ratio)
+    grown_info = None
+    if settings.grow:
+        grown, grown_info = _grow(usable, settings, device, probes, simplify, log)
+        known = {c.formula.text for c in candidates}
+        grown = [c for c in grown if c.formula.text not in known]
+        candidates += grown
+        usable += _score_all(grown, scorer, log)
+        best = min(usable, key=lambda c: c.ratio)
+    best = snap_constants(best, scorer, simplify, log)
+    from ..notation import latex
+
+    return {
+        "formula": best.formula.text, "lr": best.lr, "latex": latex(grammar, best.formula.sympy),
+        "complexity": best.formula.size, "raw_formula": best.raw_text, "relaxation_argmax": raw.text,
+        "stage": best.stage,
+        "candidates": [c.to_json() for c in candidates], "grow": grown_info,
+        "validation": {"tasks": [t.name for t in validation], "protocol": protocol.to_json(),
+                       "score_ratio_to_adam": _finite(best.ratio), "scores": best.to_json()["scores"],
+                       "adam_scores": {k: _finite(v) for k, v in scorer.reference.items()}, "best_lrs": best.lrs},
+    }
+
+
+def _score_all(candidates, scorer, log) -> list:
+    """Score every candidate that is not rejected; return those with a finite ratio."""
     for cand in candidates:
         if cand.rejected:
             log(f"rejected {cand.formula.text}: {cand.rejected}")
             continue
         scorer.score(cand)
         log(f"candidate {cand.formula.text}: ratio to Adam {cand.ratio:.4g}")
-    usable = [c for c in candidates if not c.rejected and math.isfinite(c.ratio)]
-    if not usable:
-        raise DsrError("every candidate formula was rejected or diverged on the validation tasks; "
-                       "run longer (--meta-steps) or change the grammar")
-    best = min(usable, key=lambda c: c.ratio)
-    best = snap_constants(best, scorer, simplify, log)
-    from ..notation import latex
+    return [c for c in candidates if not c.rejected and math.isfinite(c.ratio)]
 
-    return {
-        "formula": best.formula.text, "lr": best.lr, "latex": latex(grammar, best.formula.sympy),
-        "complexity": best.formula.size, "raw_formula": raw.text,
-        "candidates": [c.to_json() for c in candidates],
-        "validation": {"tasks": [t.name for t in validation], "protocol": protocol.to_json(),
-                       "score_ratio_to_adam": _finite(best.ratio), "scores": best.to_json()["scores"],
-                       "adam_scores": {k: _finite(v) for k, v in scorer.reference.items()}, "best_lrs": best.lrs},
-    }
+
+GROW_RANKING_KEPT = 10
+
+
+def _grow(usable, settings, device, probes, simplify, log):
+    """The grow stage (:mod:`dsr_l2o.search.grow`) on the scored candidates: the ``grow_keep``
+    best corrections of the one the grow tasks rank first, and a summary for ``result.json``."""
+    from ..tasks import get_family
+    from .grow import grow
+    from .guards import degenerate_reason
+    from .meta_train import episode_seed
+    from .select import Candidate
+
+    family = get_family(settings.grow_tasks)
+    tasks = [family.sample(episode_seed(settings.seed, GROW_EPISODE_OFFSET + i)) for i in range(settings.grow_episodes)]
+    ranking = grow([c.formula for c in usable], tasks, settings.grow_steps, settings.grow_constants,
+                   settings.seed, device, log)
+    base = min((g for g in ranking if g.constant == 0.0), key=lambda g: g.score)
+    base_score = base.score
+    kept = [g for g in ranking if g.constant != 0.0 and g.score < base_score][:settings.grow_keep]
+    for g in kept:
+        log(f"grow: {g.formula.text}: {g.score:.3f} on {settings.grow_tasks} (base {base_score:.3f})")
+    if not kept:
+        log(f"grow: no correction of {base.formula.text} improves it on {settings.grow_tasks}")
+    candidates = []
+    for g in kept:
+        formula = simplify(g.formula)
+        candidates.append(Candidate(formula, g.formula.text, None, degenerate_reason(formula, probes), stage="grow"))
+    info = {"base": base.formula.text, "tasks": settings.grow_tasks, "episodes": settings.grow_episodes,
+            "terms": sum(g.constant != 0.0 for g in ranking), "base_score": base_score,
+            "ranking": [g.to_json() for g in ranking[:GROW_RANKING_KEPT]]}
+    return candidates, info
+
+
+GROW_EPISODE_OFFSET = 20_000  # grow tasks are not the meta-training episodes' tasks
 
 
 def _finite(x):

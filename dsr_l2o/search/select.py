@@ -20,8 +20,9 @@ class Candidate:
 
     formula: Formula
     raw_text: str
-    log_prob: float
+    log_prob: float | None
     rejected: str | None = None
+    stage: str = "relaxation"  # or "grow"
     ratio: float = math.inf
     lr: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
@@ -29,7 +30,7 @@ class Candidate:
 
     def to_json(self) -> dict:
         return {"formula": self.formula.text, "raw_formula": self.raw_text, "log_prob": self.log_prob,
-                "rejected": self.rejected, "score_ratio_to_adam": _finite(self.ratio), "lr": self.lr,
+                "stage": self.stage, "rejected": self.rejected, "score_ratio_to_adam": _finite(self.ratio), "lr": self.lr,
                 "scores": {k: _finite(v) for k, v in self.scores.items()}, "best_lrs": self.lrs,
                 "complexity": self.formula.size}
 
@@ -131,7 +132,7 @@ def snap_constants(candidate: Candidate, scorer: Scorer, simplify, log) -> Candi
             continue
         snapped = _replace(best.formula.expr, value, target)
         formula = simplify(Formula(snapped, best.formula.grammar))
-        trial = scorer.score(Candidate(formula, best.raw_text, best.log_prob))
+        trial = scorer.score(Candidate(formula, best.raw_text, best.log_prob, stage=best.stage))
         change = abs(trial.ratio / best.ratio - 1) if math.isfinite(trial.ratio) else math.inf
         log(f"snap {ex.format_number(value)} -> {ex.format_number(target)}: {formula.text} "
             f"(ratio {trial.ratio:.4g} vs {best.ratio:.4g}, {'kept' if change < SNAP_TOLERANCE or trial.ratio < best.ratio else 'rejected'})")

@@ -65,12 +65,17 @@ class MixtureFamily:
 QUADRATIC_DIMS = tuple(d for d in range(5, 41) if d != 20)
 
 
-def _quadratics(rng, label):
-    dim = int(rng.choice(QUADRATIC_DIMS))
-    condition = float(10 ** rng.uniform(0.0, 3.0))
-    noise = 0.0 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.3))
-    return QuadraticTask(f"{label}(dim={dim},cond={condition:.3g},noise={noise:.2g})", dim,
-                         condition, noise, steps=SAMPLED_STEPS, seed=_data_seed(rng))
+def _quadratic_sampler(log10_condition: tuple[float, float]):
+    """Draws quadratics of condition 10**uniform(*log10_condition), half with target noise."""
+
+    def draw(rng, label):
+        dim = int(rng.choice(QUADRATIC_DIMS))
+        condition = float(10 ** rng.uniform(*log10_condition))
+        noise = 0.0 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.3))
+        return QuadraticTask(f"{label}(dim={dim},cond={condition:.3g},noise={noise:.2g})", dim,
+                             condition, noise, steps=SAMPLED_STEPS, seed=_data_seed(rng))
+
+    return draw
 
 
 MLP_HIDDEN = (8, 16, 24, 48, 64)
@@ -107,7 +112,7 @@ def builtin_families() -> dict:
     """Fresh instances of the built-in families, ``name -> family``."""
     basic = [
         SampledFamily("quadratics", "random quadratics: dim 5-40 (not 20), condition 1-1e3, "
-                      "half with target noise 0.05-0.3", _quadratics),
+                      "half with target noise 0.05-0.3", _quadratic_sampler((0.0, 3.0))),
         SampledFamily("mlp_digits", "one-hidden-layer MLPs on digits: hidden 8-64 (not 32), "
                       "tanh/relu/sigmoid/softplus, batch 32-128", _mlp_digits),
         SampledFamily("logreg", "logistic regression on wine, iris or digits, batch 32-128",
@@ -115,6 +120,10 @@ def builtin_families() -> dict:
         SampledFamily("rosenbrock", "chained Rosenbrock: dim 3-8, curvature 5-50", _rosenbrock),
     ]
     families = {f.name: f for f in basic}
+    families["hard_quadratics"] = SampledFamily(
+        "hard_quadratics", "ill-conditioned quadratics: dim 5-40 (not 20), condition 1e2-1e4, "
+        "half with target noise 0.05-0.3 (the search's grow stage ranks rules on these)",
+        _quadratic_sampler((2.0, 4.0)))
     families["mixed"] = MixtureFamily("mixed", basic, "uniform mixture of quadratics, mlp_digits, "
                                       "logreg and rosenbrock")
     return families
