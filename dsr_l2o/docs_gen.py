@@ -37,9 +37,11 @@ def operator_table() -> str:
     rows = ["| operator | arity | written | safe semantics | notation |", "|---|---|---|---|---|"]
     for name, op in BUILTIN_OPERATORS.items():
         args = "x" if op.arity == 1 else "x, y"
-        written = f"{code(f'x {op.infix} y')} or {code(f'{name}(x, y)')}" if op.infix else code(f"{name}({args})")
-        if name == "neg":
-            written = f"{code('-x')} or {code('neg(x)')}"
+        written = code(f"{name}({args})")
+        if op.infix:
+            written = f"{code(f'x {op.infix} y')} or {written}"
+        elif op.prefix:
+            written = f"{code(f'{op.prefix}x')} or {written}"
         rows.append(f"| {code(name)} | {op.arity} | {written} | {code(op.doc)} | "
                     f"{math_cell(op.latex.format('x', 'y'))} |")
     return "\n".join(rows)
@@ -96,7 +98,7 @@ def _rule_row(name: str, formula, geomean: str, link: str | None = None) -> str:
 
     grammar = formula.grammar
     operands = "<br>".join(math_cell(operand_latex(grammar, grammar.operands[n]))
-                           for n in formula.state_operands if grammar.operands[n].kind in ("ema", "expr"))
+                           for n in formula.state_operands if grammar.operands[n].source is not None)
     label = f"[{name}]({link})" if link else name
     return (f"| {label} | {math_cell(latex(grammar, formula.sympy))} | {operands or '-'} | "
             f"{formula.size} | `{grammar.name}` | {geomean} |")

@@ -51,7 +51,9 @@ class Formula:
 
     def latex(self) -> str:
         """The update direction in LaTeX."""
-        return sp.latex(self.sympy)
+        from .notation import print_latex
+
+        return print_latex(self.sympy)
 
     def evaluate(self, env: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The update direction for operand values ``env`` (differentiable, safe operators).

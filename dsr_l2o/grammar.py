@@ -48,15 +48,6 @@ class Operand:
     debias: bool = False
     nonnegative: bool = False
 
-    def describe(self) -> str:
-        """The operand's definition in the formula language."""
-        if self.kind in BUILTIN_KINDS:
-            return self.kind
-        if self.kind == "expr":
-            return ex.to_text(self.source)
-        text = f"ema({ex.to_text(self.source)}, beta={self.beta:g})"
-        return text + ", debiased" if self.debias else text
-
 
 @dataclass(eq=False)
 class Grammar:
@@ -158,20 +149,15 @@ def _exact_power(base: sp.Expr, exponent: int) -> sp.Expr:
     return base ** exponent
 
 
-def _nonnegative(node: ex.Expr, operands: Mapping[str, Operand]) -> bool:
+def _nonnegative(node: ex.Expr, operands: Mapping[str, Operand], operators: Mapping[str, Operator]) -> bool:
+    """Whether ``node`` is provably >= 0, by each operator's sign rule."""
     if isinstance(node, ex.Num):
         return node.value >= 0
     if isinstance(node, ex.Var):
         return operands[node.name].nonnegative
     if isinstance(node, ex.Power):
-        return node.exponent % 2 == 0 or _nonnegative(node.base, operands)
-    if node.op in ("abs", "square", "sqrt", "exp", "relu", "pow"):
-        return True
-    if node.op in ("add", "mul", "div", "min"):
-        return all(_nonnegative(a, operands) for a in node.args)
-    if node.op == "max":
-        return any(_nonnegative(a, operands) for a in node.args)
-    return False
+        return node.exponent % 2 == 0 or _nonnegative(node.base, operands, operators)
+    return operators[node.op].nonnegative(*(_nonnegative(a, operands, operators) for a in node.args))
 
 
 class _GrammarLoader(yaml.SafeLoader):
@@ -489,7 +475,7 @@ class _Builder:
             if kind in BUILTIN_KINDS:
                 operands[name] = Operand(name, kind, nonnegative=kind == "step")
                 continue
-            nonneg = _nonnegative(body, operands)
+            nonneg = _nonnegative(body, operands, operators)
             if kind == "expr":
                 for key in ("beta", "debias"):
                     if key in spec:

@@ -24,24 +24,20 @@ import torch
 
 from .expr import variables
 from .formula import Formula
-from .safe_sympy import EXP_MAX, TINY, ClampedExp, LogAbs, SafeDiv, SafePow
+from .layout import OperandLayout, dispatch
+from .operators import FORMS
+from .primitives import MATH, SYMPY, TORCH, primitive_name
+from .safe_sympy import TINY
 
 Scalar = Union[float, Callable[[dict], float]]
 
-_FOREACH = {
-    "add", "sub", "mul", "div", "addcmul", "addcdiv", "lerp", "sqrt", "abs", "exp", "log", "tanh",
-    "sign", "neg", "reciprocal", "clamp_min", "clamp_max", "maximum", "minimum", "pow", "clone",
-}
+def _has_foreach(name: str, inplace: bool = False) -> bool:
+    """Whether torch has a multi-tensor ``_foreach_NAME`` (or ``_foreach_NAME_``) kernel."""
+    return hasattr(torch, f"_foreach_{name}{'_' if inplace else ''}")
 
 
 class Unsupported(Exception):
     """A sympy construct the lowering has no tensor program for (the caller falls back)."""
-
-
-class _SafeDen(sp.Function):
-    """``sgn(y) * max(|y|, 1e-12)`` with ``sgn(0) = +1``: the denominator of the safe division."""
-
-    nargs = 1
 
 
 class TensorOps:
@@ -52,15 +48,19 @@ class TensorOps:
 
     def out(self, name: str, *args, **kw) -> list[torch.Tensor]:
         """``name(*args)`` as new tensors; list arguments pair up element by element."""
-        if self.foreach and name in _FOREACH:
+        if self.foreach and _has_foreach(name):
             return list(getattr(torch, f"_foreach_{name}")(*args, **kw))
-        fn = getattr(torch, name)
+        fn = getattr(TORCH, name)
         n = next(len(a) for a in args if isinstance(a, list))
         return [fn(*(a[i] if isinstance(a, list) else a for a in args), **kw) for i in range(n)]
 
+    def can_inplace(self, name: str) -> bool:
+        """Whether ``name`` has an in-place form (a tensor method ``name_`` or a foreach one)."""
+        return (self.foreach and _has_foreach(name, True)) or hasattr(torch.Tensor, f"{name}_")
+
     def inplace(self, name: str, target: list[torch.Tensor], *args, **kw) -> list[torch.Tensor]:
         """``target <- name(target, *args)`` in place; returns ``target``."""
-        if self.foreach and name in _FOREACH:
+        if self.foreach and _has_foreach(name, True):
             getattr(torch, f"_foreach_{name}_")(target, *args, **kw)
             return target
         method = getattr(torch.Tensor, f"{name}_", None)
@@ -109,36 +109,11 @@ def sval(s: Scalar, env: dict) -> float:
 
 # ----------------------------------------------------------------------------- scalar semantics
 
-def _sign(x: float) -> float:
-    return float((x > 0) - (x < 0))
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
-
-
-def _safe_den(y: float) -> float:
-    mag = max(abs(y), TINY)
-    return -mag if y < 0 else mag
-
-
 def _pow(b: float, e: float) -> float:
     value = b**e
     if isinstance(value, complex):
         raise Unsupported("negative base with a fractional exponent")
     return float(value)
-
-
-_SCALAR_FUNCS = {
-    sp.sign: _sign,
-    sp.Abs: abs,
-    sp.exp: _exp,
-    sp.log: math.log,
-    sp.tanh: math.tanh,
-    ClampedExp: lambda x: math.exp(min(x, EXP_MAX)),
-    LogAbs: lambda x: math.log(max(abs(x), TINY)),
-    _SafeDen: _safe_den,
-}
 
 
 def _lift(fn, parts: list[Scalar]) -> Scalar:
@@ -147,16 +122,18 @@ def _lift(fn, parts: list[Scalar]) -> Scalar:
     return lambda env: fn(*(sval(p, env) for p in parts))
 
 
-def _rewrite_guards(expr: sp.Expr) -> sp.Expr:
-    """Express the remaining guarded calls through ``_SafeDen``, ``LogAbs`` and ``ClampedExp``."""
-    def rewrite(e):
-        if isinstance(e, SafeDiv):
-            x, y = e.args
-            return x * _SafeDen(y) ** -1
-        x, y = e.args
-        return ClampedExp(y * LogAbs(x))
+def expand_forms(expr: sp.Expr) -> sp.Expr:
+    """Every operator form (:data:`~dsr_l2o.operators.FORMS`) written out in primitives: its kernel
+    run over sympy, so that only primitives (``exp``, ``Abs``, ``SafeDen``, ...) remain."""
+    def guarded(e):
+        return type(e) in FORMS and not _is_primitive(e)
 
-    return expr.replace(lambda e: isinstance(e, (SafeDiv, SafePow)), rewrite)
+    return expr.replace(guarded, lambda e: FORMS[type(e)][1].kernel(SYMPY, *e.args))
+
+
+def _is_primitive(e: sp.Expr) -> bool:
+    """A one-argument function whose kernel is the primitive of the same name."""
+    return len(e.args) == 1 and FORMS[type(e)][1].kernel(SYMPY, *e.args) == e
 
 
 # ----------------------------------------------------------------------------- the lowering
@@ -173,8 +150,8 @@ class Lowerer:
         return not any(s in self.tensor_names for s in e.free_symbols)
 
     def prepare(self, expr: sp.Expr) -> sp.Expr:
-        """Rewrite guards and count shared sub-expressions (computed once per run)."""
-        expr = _rewrite_guards(expr)
+        """Expand operator forms into primitives and count shared sub-expressions (computed once per run)."""
+        expr = expand_forms(expr)
         self.counts = Counter(sp.preorder_traversal(expr))
         return expr
 
@@ -197,7 +174,7 @@ class Lowerer:
             return _lift(_pow, parts)
         if isinstance(e, (sp.Max, sp.Min)):
             return _lift(lambda *xs: max(xs) if isinstance(e, sp.Max) else min(xs), parts)
-        fn = _SCALAR_FUNCS.get(type(e)) or _SCALAR_FUNCS.get(e.func)
+        fn = getattr(MATH, primitive_name(type(e)), None)
         if fn is None:
             raise Unsupported(f"no scalar lowering for {e.func}")
         return _lift(fn, parts)
@@ -348,22 +325,14 @@ class Lowerer:
         if len(e.args) != 1:
             raise Unsupported(f"no tensor lowering for {e.func}")
         inner = self.tensor(e.args[0])
-        simple = {sp.sign: "sign", sp.Abs: "abs", sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
-        if e.func in simple:
-            name = simple[e.func]
-            return lambda ctx: _unary(ctx.ops, name, inner(ctx))
-        if e.func is ClampedExp:
-            return lambda ctx: _unary(ctx.ops, "exp", _unary(ctx.ops, "clamp_max", inner(ctx), EXP_MAX))
-        if e.func is LogAbs:
-            return lambda ctx: _unary(
-                ctx.ops, "log", _unary(ctx.ops, "clamp_min", _unary(ctx.ops, "abs", inner(ctx)), TINY))
-        if e.func is _SafeDen:
-            return lambda ctx: _safe_den_tensor(ctx.ops, inner(ctx))
-        raise Unsupported(f"no tensor lowering for {e.func}")
+        name = primitive_name(type(e))
+        if not hasattr(TORCH, name):
+            raise Unsupported(f"no tensor lowering for {e.func}")
+        return lambda ctx: _unary(ctx.ops, name, inner(ctx))
 
 
 def _unary(ops: TensorOps, name: str, x: TV, *args) -> TV:
-    if x.owned:
+    if x.owned and ops.can_inplace(name):
         return TV(ops.inplace(name, x.tensors, *args), True)
     return TV(ops.out(name, x.tensors, *args), True)
 
@@ -380,11 +349,6 @@ def _square(ops: TensorOps, x: TV) -> TV:
     if x.owned:
         return TV(ops.inplace("mul", x.tensors, x.tensors), True)
     return TV(ops.out("mul", x.tensors, x.tensors), True)
-
-
-def _safe_den_tensor(ops: TensorOps, y: TV) -> TV:
-    mag = ops.inplace("clamp_min", ops.out("abs", y.tensors), TINY)
-    return TV([torch.where(v < 0, -m, m) for v, m in zip(y.tensors, mag)], True)
 
 
 def accumulate(ctx: Ctx, target: list[torch.Tensor], term: Term, scale: float) -> None:
@@ -433,47 +397,16 @@ class Program:
 
     def __init__(self, formula: Formula, lower: bool = True):
         self.formula = formula
-        grammar = formula.grammar
-        needed = formula.state_operands
-        self.tensor_names: dict[sp.Symbol, str] = {}
-        self.scalar_names: dict[sp.Symbol, str] = {}
-        self.debias: dict[str, float] = {}
-        self.state_keys: list[str] = []
-        self.step_names = [n for n in needed if grammar.operands[n].kind == "step"]
-        definitions: dict[tuple, str] = {}
-        self.state_of: dict[str, str] = {}
-        subs: dict[sp.Symbol, sp.Expr] = {}
-        ema_sources: list[tuple[str, float, sp.Expr, object]] = []
-        for name in needed:
-            op = grammar.operands[name]
-            sym = grammar.symbol(name)
-            if op.kind in ("grad", "param"):
-                self.tensor_names[sym] = op.kind
-            elif op.kind == "step":
-                self.scalar_names[sym] = "t"
-            elif op.kind == "expr":
-                subs[sym] = grammar.to_sympy(op.source).xreplace(subs)
-            else:
-                definition = (repr(op.source), op.beta)
-                if definition not in definitions:
-                    definitions[definition] = name
-                    self.state_keys.append(name)
-                    ema_sources.append((name, op.beta, grammar.to_sympy(op.source).xreplace(subs), op.source))
-                key = definitions[definition]
-                self.state_of[name] = key
-                raw = sp.Symbol(f"{key}#raw", nonnegative=True) if op.nonnegative else sp.Symbol(f"{key}#raw", real=True)
-                self.tensor_names[raw] = f"state:{key}"
-                if op.debias:
-                    c = sp.Symbol(f"{name}#debias", positive=True)
-                    self.scalar_names[c] = f"c:{name}"
-                    self.debias[f"c:{name}"] = op.beta
-                    subs[sym] = c * raw
-                else:
-                    subs[sym] = raw
-        self.subs = subs
+        self.layout = OperandLayout(formula.grammar, formula.operands)
+        self.state_keys: list[str] = self.layout.state_keys
+        self.state_of: dict[str, str] = dict(self.layout.buffer_of)
+        self.debias = {f"c:{name}": beta for name, beta in self.layout.debiased.items()}
+        symbols = _Symbols(self.layout)
+        self.layout.walk(symbols)
+        self.tensor_names, self.scalar_names, self.subs = symbols.tensor_names, symbols.scalar_names, symbols.subs
         self.lowered = lower
-        self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in ema_sources]
-        self.update = self._update(formula.sympy.xreplace(subs), lower)
+        self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
+        self.update = self._update(formula.sympy.xreplace(self.subs), lower)
 
     # building -------------------------------------------------------------------
     def _lowerer(self) -> Lowerer:
@@ -511,26 +444,15 @@ class Program:
     def _reference(self, node) -> Callable[[Ctx], TV]:
         """Evaluate an expression tree with the safe operators, tensor by tensor (the fallback)."""
         grammar = self.formula.grammar
-        needed = grammar.dependencies(variables(node))
+        layout = OperandLayout(grammar, variables(node))
 
         def run(ctx: Ctx) -> TV:
-            n = len(ctx.tensors["grad"])
             out = []
-            for i in range(n):
-                env = {}
-                for name in needed:
-                    op = grammar.operands[name]
-                    if op.kind in ("grad", "param"):
-                        env[name] = ctx.tensors[op.kind][i]
-                    elif op.kind == "step":
-                        env[name] = torch.tensor(ctx.scalars["t"], dtype=ctx.tensors["grad"][i].dtype)
-                    elif op.kind == "expr":
-                        env[name] = grammar.evaluate(op.source, env)
-                    else:
-                        raw = ctx.tensors[f"state:{self.state_of[name]}"][i]
-                        env[name] = raw * ctx.scalars[f"c:{name}"] if op.debias else raw
-                value = grammar.evaluate(node, env)
-                ref = ctx.tensors["grad"][i]
+            for i, ref in enumerate(ctx.tensors["grad"]):
+                env = _Reference(layout, ctx, i)
+                for op in layout.operands():
+                    env.values[op.name] = dispatch(op, env)
+                value = grammar.evaluate(node, env.values)
                 out.append(value.expand_as(ref).clone() if isinstance(value, torch.Tensor) else torch.full_like(ref, float(value)))
             return TV(out, True)
         return run
@@ -574,6 +496,76 @@ class Program:
             accumulate(ctx, params, term, -lr)
         else:
             ops.inplace("add", params, -lr * sval(term.coef, ctx.scalars))
+
+
+class _Symbols:
+    """The layout backend that writes a formula over the raw state: tensor and scalar symbols and
+    the substitution of every operand by them (a debiased EMA is ``c * raw`` with a per-step ``c``)."""
+
+    def __init__(self, layout: OperandLayout):
+        self.layout, self.grammar = layout, layout.grammar
+        self.tensor_names: dict[sp.Symbol, str] = {}
+        self.scalar_names: dict[sp.Symbol, str] = {}
+        self.subs: dict[sp.Symbol, sp.Expr] = {}
+        self.ema_sources: list[tuple[str, float, sp.Expr, object]] = []
+
+    def _bind(self, op, value):
+        self.subs[self.grammar.symbol(op.name)] = value
+
+    def _tensor(self, op, key):
+        symbol = self.grammar.symbol(op.name)
+        self.tensor_names[symbol] = key
+        return symbol
+
+    def gradient(self, op):
+        self._tensor(op, "grad")
+
+    def parameter(self, op):
+        self._tensor(op, "param")
+
+    def step(self, op):
+        self.scalar_names[self.grammar.symbol(op.name)] = "t"
+
+    def derived(self, op):
+        self._bind(op, self.grammar.to_sympy(op.source).xreplace(self.subs))
+
+    def average(self, op):
+        key = self.layout.buffer_of[op.name]
+        if self.layout.updates(op.name):
+            source = self.grammar.to_sympy(op.source).xreplace(self.subs)
+            self.ema_sources.append((key, op.beta, source, op.source))
+        raw = sp.Symbol(f"{key}#raw", nonnegative=True) if op.nonnegative else sp.Symbol(f"{key}#raw", real=True)
+        self.tensor_names[raw] = f"state:{key}"
+        if op.debias:
+            c = sp.Symbol(f"{op.name}#debias", positive=True)
+            self.scalar_names[c] = f"c:{op.name}"
+            self._bind(op, c * raw)
+        else:
+            self._bind(op, raw)
+
+
+class _Reference:
+    """The layout backend of the reference evaluator: operand values of tensor ``i`` of a run."""
+
+    def __init__(self, layout: OperandLayout, ctx: Ctx, i: int):
+        self.layout, self.ctx, self.i = layout, ctx, i
+        self.values: dict[str, torch.Tensor] = {}
+
+    def gradient(self, op):
+        return self.ctx.tensors["grad"][self.i]
+
+    def parameter(self, op):
+        return self.ctx.tensors["param"][self.i]
+
+    def step(self, op):
+        return torch.tensor(self.ctx.scalars["t"], dtype=self.ctx.tensors["grad"][self.i].dtype)
+
+    def derived(self, op):
+        return self.layout.grammar.evaluate(op.source, self.values)
+
+    def average(self, op):
+        raw = self.ctx.tensors[f"state:{self.layout.buffer_of[op.name]}"][self.i]
+        return raw * self.ctx.scalars[f"c:{op.name}"] if op.debias else raw
 
 
 def _ema_scalar(ctx: Ctx, key: str, beta: float, value: float) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 
 from . import expr as ex
 from .grammar import Grammar, Operand
+from .layout import dispatch
+from .operators import FORMS, form_latex
 
 _ACCENTS = {"hat": r"\hat", "tilde": r"\tilde", "bar": r"\bar"}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "lambda", "mu", "nu", "rho",
@@ -34,47 +37,89 @@ def symbol_names(grammar: Grammar) -> dict[sp.Symbol, str]:
     return {grammar.symbol(n): latex_name(n) for n in grammar.operands}
 
 
+class _Printer(LatexPrinter):
+    """Sympy's LaTeX printer, with every operator form printed as the registry writes it."""
+
+    def _print(self, expr, **kwargs):
+        if type(expr) in FORMS:
+            text = form_latex(type(expr)).format(*(self._print(a) for a in expr.args))
+            exponent = kwargs.get("exp")
+            return rf"\left({text}\right)^{{{exponent}}}" if exponent is not None else text
+        return super()._print(expr, **kwargs)
+
+
+def print_latex(expression: sp.Expr, names: dict | None = None) -> str:
+    """LaTeX of a sympy expression (operator forms as in the registry; ``names`` for symbols)."""
+    return _Printer({"symbol_names": names or {}}).doprint(expression)
+
+
 def latex(grammar: Grammar, expression: sp.Expr | ex.Expr) -> str:
     """LaTeX of a sympy expression or formula-language tree over ``grammar``'s operands."""
     if not isinstance(expression, sp.Basic):
         expression = grammar.to_sympy(expression)
-    return sp.latex(expression, symbol_names=symbol_names(grammar))
+    return print_latex(expression, symbol_names(grammar))
+
+
+class _LatexDefinition:
+    """The layout backend that writes one operand's definition as a LaTeX equation."""
+
+    def __init__(self, grammar: Grammar, name: str):
+        self.grammar = grammar
+        self.name = f"{{{name}}}" if "_" in name else name  # braces keep ``_t`` from becoming a double subscript
+
+    def gradient(self, op):
+        return rf"{self.name}_t = \nabla_w L(w_{{t-1}})"
+
+    def parameter(self, op):
+        return rf"{self.name}_t = w_{{t-1}}"
+
+    def step(self, op):
+        return rf"{self.name} = 1, 2, \dots"
+
+    def derived(self, op):
+        return rf"{self.name} = {latex(self.grammar, op.source)}"
+
+    def average(self, op):
+        name, body = self.name, latex(self.grammar, op.source)
+        beta, one_minus = f"{op.beta:g}", f"{1 - op.beta:.6g}"
+        if op.debias:
+            raw = rf"{name}^{{\mathrm{{raw}}}}"
+            return (rf"{raw}_t = {beta}\, {raw}_{{t-1}} + {one_minus} \left({body}\right),\quad "
+                    rf"{name}_t = \frac{{{raw}_t}}{{1 - {beta}^{{t}}}}")
+        return rf"{name}_t = {beta}\, {name}_{{t-1}} + {one_minus} \left({body}\right)"
+
+
+class _TextDefinition:
+    """The layout backend that writes one operand's definition in plain text."""
+
+    def gradient(self, op):
+        return "gradient"
+
+    def parameter(self, op):
+        return "the parameter itself"
+
+    def step(self, op):
+        return "step count t (from 1)"
+
+    def derived(self, op):
+        return ex.to_text(op.source)
+
+    def average(self, op):
+        text = f"EMA of {ex.to_text(op.source)} with beta {op.beta:g}"
+        return text + ", bias-corrected by 1 - beta**t" if op.debias else text
 
 
 def operand_latex(grammar: Grammar, operand: Operand) -> str:
     """The definition of one operand as a LaTeX equation."""
-    name = latex_name(operand.name)
-    if "_" in name:
-        name = f"{{{name}}}"  # braces keep ``_t`` from becoming a double subscript
-    if operand.kind == "grad":
-        return rf"{name}_t = \nabla_w L(w_{{t-1}})"
-    if operand.kind == "param":
-        return rf"{name}_t = w_{{t-1}}"
-    if operand.kind == "step":
-        return rf"{name} = 1, 2, \dots"
-    body = latex(grammar, operand.source)
-    if operand.kind == "expr":
-        return rf"{name} = {body}"
-    beta = f"{operand.beta:g}"
-    one_minus = f"{1 - operand.beta:.6g}"
-    if operand.debias:
-        raw = rf"{name}^{{\mathrm{{raw}}}}"
-        return (rf"{raw}_t = {beta}\, {raw}_{{t-1}} + {one_minus} \left({body}\right),\quad "
-                rf"{name}_t = \frac{{{raw}_t}}{{1 - {beta}^{{t}}}}")
-    return rf"{name}_t = {beta}\, {name}_{{t-1}} + {one_minus} \left({body}\right)"
+    return dispatch(operand, _LatexDefinition(grammar, latex_name(operand.name)))
 
 
 def operand_text(operand: Operand) -> str:
     """The definition of one operand in plain text."""
-    if operand.kind in ("grad", "param", "step"):
-        return {"grad": "gradient", "param": "the parameter itself", "step": "step count t (from 1)"}[operand.kind]
-    if operand.kind == "expr":
-        return ex.to_text(operand.source)
-    text = f"EMA of {ex.to_text(operand.source)} with beta {operand.beta:g}"
-    return text + ", bias-corrected by 1 - beta**t" if operand.debias else text
+    return dispatch(operand, _TextDefinition())
 
 
 def update_latex(grammar: Grammar, direction: sp.Expr | ex.Expr, lr: float | None = None) -> str:
     """The whole update ``w_t = w_{t-1} - lr * f`` in LaTeX."""
-    step = sp.latex(sp.Float(lr, 3)) if lr is not None else r"\eta"
+    step = print_latex(sp.Float(lr, 3)) if lr is not None else r"\eta"
     return rf"w_t = w_{{t-1}} - {step} \left({latex(grammar, direction)}\right)"

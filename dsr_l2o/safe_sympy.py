@@ -13,14 +13,22 @@ import math
 import sympy as sp
 from sympy.core.logic import fuzzy_and
 
-TINY = 1e-12
+from .primitives import TINY_DEN, interval_abs
+
+TINY = TINY_DEN
 """Floor of ``|y|`` in division and of ``|x|`` in ``log``."""
 EXP_MAX = 20.0
 """Largest exponent ``exp`` evaluates; larger arguments are clamped."""
 
 
 def bounds(expr: sp.Expr) -> tuple[float, float]:
-    """A conservative interval ``(lo, hi)`` that holds every value of ``expr`` (may be infinite)."""
+    """A conservative interval ``(lo, hi)`` that holds every value of ``expr`` (may be infinite).
+
+    Sympy's algebra (numbers, sums, products, powers, Max/Min) is handled here; every function
+    class an operator's form contains brings its own rule (:data:`dsr_l2o.operators.FORMS`).
+    """
+    from .operators import FORMS
+
     inf = float("inf")
     if expr.is_Number:
         v = float(expr)
@@ -29,26 +37,12 @@ def bounds(expr: sp.Expr) -> tuple[float, float]:
         v = float(expr.evalf())
         if math.isfinite(v):
             return v - abs(v) * 1e-14, v + abs(v) * 1e-14
-    if isinstance(expr, (sp.sign, sp.tanh)):
-        return -1.0, 1.0
-    if isinstance(expr, sp.Abs):
-        return _magnitude(bounds(expr.args[0]))
+    form = FORMS.get(type(expr))
+    if form is not None and form[1].bounds is not None:
+        return form[1].bounds(*(bounds(a) for a in expr.args))
     if expr.is_Pow and expr.exp == sp.Rational(1, 2):
-        lo, hi = _magnitude(bounds(expr.args[0]))
+        lo, hi = interval_abs(bounds(expr.args[0]))
         return lo**0.5, hi**0.5
-    if isinstance(expr, (ClampedExp, sp.exp)):
-        lo, hi = bounds(expr.args[0])
-        if isinstance(expr, ClampedExp):
-            lo, hi = min(lo, EXP_MAX), min(hi, EXP_MAX)
-        return _exp(lo), _exp(hi)
-    if isinstance(expr, sp.log):
-        lo, hi = bounds(expr.args[0])
-        if hi <= 0:
-            return -inf, inf
-        return (math.log(lo) if lo > 0 else -inf), _log(hi)
-    if isinstance(expr, LogAbs):
-        lo, hi = _magnitude(bounds(expr.args[0]))
-        return math.log(max(lo, TINY)), _log(max(hi, TINY))
     if isinstance(expr, (sp.Max, sp.Min)):
         pick = max if isinstance(expr, sp.Max) else min
         ranges = [bounds(a) for a in expr.args]
@@ -75,24 +69,6 @@ def bounds(expr: sp.Expr) -> tuple[float, float]:
     return -inf, inf
 
 
-def _magnitude(interval: tuple[float, float]) -> tuple[float, float]:
-    """Bounds of ``|x|`` for ``x`` in ``interval``."""
-    lo, hi = interval
-    if lo >= 0:
-        return lo, hi
-    if hi <= 0:
-        return -hi, -lo
-    return 0.0, max(-lo, hi)
-
-
-def _log(x: float) -> float:
-    return math.inf if x == math.inf else math.log(x)
-
-
-def _exp(x: float) -> float:
-    return 0.0 if x == float("-inf") else (float("inf") if x > 700 else math.exp(x))
-
-
 def _nan_product(x: float, y: float) -> bool:
     return (x == 0 and abs(y) == float("inf")) or (y == 0 and abs(x) == float("inf"))
 
@@ -116,8 +92,6 @@ class ClampedExp(sp.Function):
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return r"\exp\left(%s\right)" % printer._print(self.args[0])
 
     def expand_guard(self):
         return sp.exp(sp.Min(self.args[0], EXP_MAX))
@@ -142,8 +116,6 @@ class LogAbs(sp.Function):
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return r"\log\left|%s\right|" % printer._print(self.args[0])
 
     def expand_guard(self):
         return sp.log(sp.Max(sp.Abs(self.args[0]), TINY))
@@ -170,8 +142,6 @@ class SafeDiv(sp.Function):
     def _eval_is_real(self):
         return fuzzy_and(a.is_real for a in self.args)
 
-    def _latex(self, printer):
-        return r"\frac{%s}{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
 
     def expand_guard(self):
         x, y = self.args
@@ -194,12 +164,16 @@ class SafePow(sp.Function):
     def _eval_is_positive(self):
         return True
 
-    def _latex(self, printer):
-        return r"\left|%s\right|^{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
 
     def expand_guard(self):
         x, y = self.args
         return sp.exp(sp.Min(y * sp.log(sp.Max(sp.Abs(x), TINY)), EXP_MAX))
+
+
+class SafeDen(sp.Function):
+    """``sgn(y) * max(|y|, 1e-12)`` with ``sgn(0) = +1``: the denominator of the safe division (a primitive)."""
+
+    nargs = 1
 
 
 GUARDED = (ClampedExp, LogAbs, SafeDiv, SafePow)

@@ -18,7 +18,9 @@ from . import expr as ex
 from .errors import FormulaError
 from .formula import Formula
 from .grammar import Grammar
-from .safe_sympy import EXP_MAX, TINY, ClampedExp, LogAbs, SafeDiv, SafePow, bounds
+from .layout import is_step
+from .operators import FORMS
+from .safe_sympy import TINY, bounds
 
 MAX_OPS_FOR_FULL_SIMPLIFY = 80
 """Larger expressions skip :func:`sympy.simplify` (it can take minutes) and keep only sympy's
@@ -113,7 +115,7 @@ def probe_values(formula: Formula, size: int = 64, seed: int = 0, dtype=torch.fl
     env = {}
     for name in sorted(formula.operands):
         operand = formula.grammar.operands[name]
-        if operand.kind == "step":
+        if is_step(operand):
             env[name] = torch.randint(1, 1000, (size,), generator=gen).to(dtype)
             continue
         values = torch.randn(size, generator=gen, dtype=dtype)
@@ -277,30 +279,14 @@ class _Converter:
         return self.fold("mul", chunks)
 
     def function(self, e: sp.Expr) -> ex.Expr:
-        args = e.args
-        if isinstance(e, (SafeDiv,)):
-            return self.op("div", self.convert(args[0]), self.convert(args[1]))
-        if isinstance(e, SafePow):
-            return self.op("pow", self.convert(args[0]), self.convert(args[1]))
-        if isinstance(e, ClampedExp):
-            return self.op("exp", self.convert(args[0]))
-        if isinstance(e, LogAbs):
-            return self.op("log", self.convert(args[0]))
-        if isinstance(e, sp.exp):
-            if bounds(args[0])[1] > EXP_MAX:
-                self.fail(f"an unclamped {e} whose argument can exceed {EXP_MAX:g}")
-            return self.op("exp", self.convert(args[0]))
-        if isinstance(e, sp.log):
-            if bounds(args[0])[0] < TINY:
-                self.fail(f"an unguarded {e} whose argument can come closer to 0 than the guard of log")
-            return self.op("log", self.convert(args[0]))
-        simple = {sp.Abs: "abs", sp.sign: "sign", sp.tanh: "tanh"}
-        for cls, name in simple.items():
-            if isinstance(e, cls):
-                return self.op(name, self.convert(args[0]))
         if isinstance(e, (sp.Max, sp.Min)):
             return self.extremum(e)
-        self.fail(f"the function {type(e).__name__}")
+        if type(e) not in FORMS:
+            self.fail(f"the function {type(e).__name__}")
+        name, form = FORMS[type(e)]
+        if form.when is not None and not form.when(*(bounds(a) for a in e.args)):
+            self.fail(f"a plain {e} whose argument can leave the range where it equals the guarded {name!r}")
+        return self.op(name, *(self.convert(a) for a in e.args))
 
     def extremum(self, e: sp.Expr) -> ex.Expr:
         name = "max" if isinstance(e, sp.Max) else "min"

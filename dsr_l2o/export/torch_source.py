@@ -18,19 +18,13 @@ from .. import __version__
 from .. import expr as ex
 from ..errors import ConfigError, FormulaError
 from ..formula import Formula
+from ..layout import OperandLayout, dispatch
 from ..notation import latex, operand_latex
-from ..safe_sympy import EXP_MAX, TINY, ClampedExp, LogAbs, SafeDiv, SafePow
+from ..operators import FORMS
+from ..primitives import HELPER_SOURCE, CodeOps
 
 _RESERVED = {"torch", "self", "closure", "loss", "group", "p", "state", "lr", "weight_decay", "step",
-             "update", "safe_div"}
-
-_HELPERS = {
-    "safe_div": f'''def safe_div(x, y):
-    """x / (sgn(y) * max(|y|, {TINY:g})) with sgn(0) = +1: division that never divides by zero."""
-    magnitude = torch.clamp_min(torch.abs(y), {TINY!r})
-    return x / torch.where(y < 0, -magnitude, magnitude)
-''',
-}
+             "update", *HELPER_SOURCE}
 
 
 def torch_source(formula: Formula, class_name: str = "DiscoveredOptimizer", lr: float = 1e-3,
@@ -46,7 +40,7 @@ def torch_source(formula: Formula, class_name: str = "DiscoveredOptimizer", lr: 
         raise ConfigError(f"lr must be a finite number >= 0, got {lr!r}")
     printer = _TorchPrinter(formula)
     body = printer.step_body()
-    helpers = "".join("\n\n" + _HELPERS[name] for name in sorted(printer.helpers))
+    helpers = "".join("\n\n" + HELPER_SOURCE[name] for name in sorted(printer.code.helpers))
     helpers = helpers + "\n" if helpers else ""
     docstring = _docstring(formula, class_name, provenance or [])
     source = f'''{docstring}
@@ -145,46 +139,43 @@ class _TorchPrinter:
 
     def __init__(self, formula: Formula):
         self.formula, self.grammar = formula, formula.grammar
-        self.helpers: set[str] = set()
+        self.code = CodeOps()
         self.names = {self.grammar.symbol(n): _py_name(n) for n in self.grammar.operands}
-        self.buffers: dict[str, str] = {}
-        for name in formula.state_operands:
-            operand = self.grammar.operands[name]
-            if operand.kind == "ema":
-                key = (ex.to_text(operand.source), operand.beta)
-                self.buffers.setdefault(key, name)
-
-    def buffer_of(self, name: str) -> str:
-        operand = self.grammar.operands[name]
-        return self.buffers[(ex.to_text(operand.source), operand.beta)]
+        self.layout = OperandLayout(self.grammar, formula.operands)
 
     def init_lines(self) -> str:
-        keys = list(dict.fromkeys(self.buffers.values()))
-        lines = [f'state["{k}"] = torch.zeros_like(p, memory_format=torch.preserve_format)' for k in keys]
+        lines = [f'state["{k}"] = torch.zeros_like(p, memory_format=torch.preserve_format)' for k in self.layout.state_keys]
         return "\n".join(lines) or "pass"
 
     def step_body(self) -> str:
-        lines, updated = [], set()
-        for name in self.formula.state_operands:
-            operand, var = self.grammar.operands[name], _py_name(name)
-            if operand.kind == "grad":
-                lines.append(f"{var} = p.grad")
-            elif operand.kind == "param":
-                lines.append(f"{var} = p")
-            elif operand.kind == "step":
-                lines.append(f"{var} = torch.tensor(float(step), dtype=p.dtype, device=p.device)")
-            elif operand.kind == "expr":
-                lines.append(f"{var} = {self.tensor_expr(self.grammar.to_sympy(operand.source))}")
-            else:
-                key = self.buffer_of(name)
-                if key not in updated:
-                    updated.add(key)
-                    source = self.tensor_expr(self.grammar.to_sympy(operand.source))
-                    lines.append(f'state["{key}"].lerp_({source}, 1 - {operand.beta!r})')
-                buffer = f'state["{key}"]'
-                lines.append(f"{var} = {buffer} / (1 - {operand.beta!r} ** step)" if operand.debias else f"{var} = {buffer}")
+        lines = []
+        for op in self.layout.operands():
+            lines += dispatch(op, self)
         lines.append(f"update = {self.tensor_expr(self.formula.sympy)}")
         return "\n".join(lines)
+
+    # the layout backend: the lines that define each operand
+    def gradient(self, op):
+        return [f"{_py_name(op.name)} = p.grad"]
+
+    def parameter(self, op):
+        return [f"{_py_name(op.name)} = p"]
+
+    def step(self, op):
+        return [f"{_py_name(op.name)} = torch.tensor(float(step), dtype=p.dtype, device=p.device)"]
+
+    def derived(self, op):
+        return [f"{_py_name(op.name)} = {self.tensor_expr(self.grammar.to_sympy(op.source))}"]
+
+    def average(self, op):
+        key = self.layout.buffer_of[op.name]
+        lines = []
+        if self.layout.updates(op.name):
+            source = self.tensor_expr(self.grammar.to_sympy(op.source))
+            lines.append(f'state["{key}"].lerp_({source}, 1 - {op.beta!r})')
+        buffer, var = f'state["{key}"]', _py_name(op.name)
+        lines.append(f"{var} = {buffer} / (1 - {op.beta!r} ** step)" if op.debias else f"{var} = {buffer}")
+        return lines
 
     def tensor_expr(self, e: sp.Expr) -> str:
         """An expression whose value has the parameter's shape (constants are broadcast)."""
@@ -247,23 +238,9 @@ class _TorchPrinter:
 
     def function(self, e: sp.Expr) -> str:
         args = e.args
-        if isinstance(e, SafeDiv):
-            self.helpers.add("safe_div")
-            return f"safe_div({self.print(args[0])}, {self.print(args[1])})"
-        if isinstance(e, ClampedExp):
-            return f"torch.exp(torch.clamp_max({self.print(args[0])}, {EXP_MAX!r}))"
-        if isinstance(e, LogAbs):
-            return f"torch.log(torch.clamp_min(torch.abs({self.print(args[0])}), {TINY!r}))"
-        if isinstance(e, SafePow):
-            base, power = args
-            log = (repr(math.log(max(abs(float(base)), TINY))) if base.is_number
-                   else f"torch.log(torch.clamp_min(torch.abs({self.print(base)}), {TINY!r}))")
-            return f"torch.exp(torch.clamp_max({self.print(power)} * {log}, {EXP_MAX!r}))"
-        plain = {sp.Abs: "torch.abs", sp.sign: "torch.sign", sp.tanh: "torch.tanh", sp.exp: "torch.exp",
-                 sp.log: "torch.log"}
-        for cls, name in plain.items():
-            if isinstance(e, cls):
-                return f"{name}({self.print(args[0])})"
+        if type(e) in FORMS:
+            value = FORMS[type(e)][1].kernel(self.code, *(float(a) if a.is_number else self.print(a) for a in args))
+            return value if isinstance(value, str) else self.number(sp.Float(value))
         if isinstance(e, (sp.Max, sp.Min)):
             numbers = [a for a in args if a.is_number]
             tensors = [self.print(a) for a in args if not a.is_number]
@@ -274,4 +251,5 @@ class _TorchPrinter:
             for number in numbers:
                 text = f"{clamp}({text}, {self.number(number)})"
             return text
-        raise FormulaError(f"cannot print {type(e).__name__} as torch code; simplify the formula first")
+        raise FormulaError(f"cannot print {type(e).__name__} as torch code: no operator of the registry "
+                           "(dsr_l2o/operators.py) has this sympy form")

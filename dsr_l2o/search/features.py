@@ -1,7 +1,8 @@
 """Operand values for a flat parameter vector: the functional twin of SymbolicOptimizer's state.
 
-Used inside unrolled inner loops, where parameters are one flat tensor and every update must be
-out-of-place so autograd can see it.
+Used inside unrolled inner loops and batched runs, where parameters are one (possibly stacked)
+tensor and every update must be out-of-place so autograd can see it. The operands are computed
+as the :class:`~dsr_l2o.layout.OperandLayout` says.
 """
 
 from __future__ import annotations
@@ -11,6 +12,39 @@ from typing import Iterable
 import torch
 
 from ..grammar import Grammar
+from ..layout import OperandLayout, dispatch
+
+
+class _Step:
+    """The tracker's backend for one step: tensors in, new buffers and operand values out."""
+
+    def __init__(self, layout: OperandLayout, state, grad, param, t):
+        self.layout, self.state, self.grad, self.param, self.t = layout, state, grad, param, t
+        self.values: dict[str, torch.Tensor] = {}
+        self.new_state: dict[str, torch.Tensor] = {}
+
+    def gradient(self, op):
+        return self.grad
+
+    def parameter(self, op):
+        return self.param
+
+    def step(self, op):
+        return torch.full_like(self.grad, float(self.t))
+
+    def derived(self, op):
+        return self._source(op.source)
+
+    def average(self, op):
+        key = self.layout.buffer_of[op.name]
+        if key not in self.new_state:
+            self.new_state[key] = op.beta * self.state[key] + (1.0 - op.beta) * self._source(op.source)
+        raw = self.new_state[key]
+        return raw / (1.0 - op.beta**self.t) if op.debias else raw
+
+    def _source(self, source):
+        out = self.layout.grammar.evaluate(source, self.values)
+        return out if isinstance(out, torch.Tensor) else torch.full_like(self.grad, float(out))
 
 
 class OperandTracker:
@@ -18,35 +52,18 @@ class OperandTracker:
 
     def __init__(self, grammar: Grammar, names: Iterable[str]):
         self.grammar = grammar
-        self.order = grammar.dependencies(names)
-        self.emas = [n for n in self.order if grammar.operands[n].kind == "ema"]
+        self.layout = OperandLayout(grammar, names)
+        self.order = self.layout.order
 
     def init(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Zero EMA state for parameters shaped like ``like``."""
-        return {name: torch.zeros_like(like) for name in self.emas}
+        """Zero buffers for parameters shaped like ``like``."""
+        return {key: torch.zeros_like(like) for key in self.layout.state_keys}
 
     def step(self, state: dict[str, torch.Tensor], grad: torch.Tensor, param: torch.Tensor,
              t: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Advance to step ``t`` (from 1); return the new EMA state and every operand's value."""
-        values: dict[str, torch.Tensor] = {}
-        new_state: dict[str, torch.Tensor] = {}
-        for name in self.order:
-            operand = self.grammar.operands[name]
-            if operand.kind == "grad":
-                values[name] = grad
-            elif operand.kind == "param":
-                values[name] = param
-            elif operand.kind == "step":
-                values[name] = torch.full_like(grad, float(t))
-            elif operand.kind == "expr":
-                values[name] = self._source(operand.source, values, grad)
-            else:
-                source = self._source(operand.source, values, grad)
-                raw = operand.beta * state[name] + (1.0 - operand.beta) * source
-                new_state[name] = raw
-                values[name] = raw / (1.0 - operand.beta**t) if operand.debias else raw
-        return new_state, values
+        """Advance to step ``t`` (from 1); return the new buffers and every operand's value."""
+        backend = _Step(self.layout, state, grad, param, t)
+        for op in self.layout.operands():
+            backend.values[op.name] = dispatch(op, backend)
+        return backend.new_state, backend.values
 
-    def _source(self, source, values, like):
-        out = self.grammar.evaluate(source, values)
-        return out if isinstance(out, torch.Tensor) else torch.full_like(like, float(out))

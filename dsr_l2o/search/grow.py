@@ -28,6 +28,7 @@ import torch
 from .. import expr as ex
 from ..formula import Formula
 from ..grammar import Grammar
+from ..layout import reads_weights_or_time
 from .features import OperandTracker
 from .quadratic_batch import CONSTANT, QuadraticBatch
 
@@ -112,7 +113,7 @@ def correction_terms(grammar: Grammar, base: ex.Expr, probe: Probe | None = None
     degree = probe.degree(base)
     if degree is None:
         return []
-    operands = [ex.Var(n) for n, o in grammar.operands.items() if o.kind not in ("param", "step")]
+    operands = [ex.Var(n) for n, o in grammar.operands.items() if not reads_weights_or_time(o)]
     singles = operands + [ex.Call(op, (v,)) for op in unary_operators(grammar) for v in operands]
     by_degree: dict[float, list[ex.Expr]] = {}
     for node in singles:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..formula import Formula
+from ..layout import gradient_names
 from .features import OperandTracker
 from .meta_train import flatten, unflatten
 
@@ -34,7 +35,7 @@ def degenerate_reason(formula: Formula, probes) -> str | None:
     """Why ``formula`` cannot be a useful update rule, or ``None`` if it descends on the probes."""
     if not formula.operands:
         return "constant update: the formula reads no operand"
-    grad_names = [n for n, op in formula.grammar.operands.items() if op.kind == "grad"]
+    grad_names = gradient_names(formula.grammar)
     cosines, largest = [], 0.0
     with torch.no_grad():
         for values in probes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..layout import gradient_names
 from .meta_train import episode_seed
 from .relaxation import RelaxedRule
 
@@ -20,7 +21,7 @@ def terminal_cosines(rule: RelaxedRule, family, seed: int, tasks: int = 4, steps
     from ..expr import Var
 
     grammar = rule.grammar
-    grad_name = next(n for n, op in grammar.operands.items() if op.kind == "grad")
+    grad_name = gradient_names(grammar)[0]
     sampled = [family.sample(episode_seed(seed, -1 - i)) for i in range(tasks)]
     probes = probe_operands(Formula(Var(grad_name), grammar), sampled, steps=steps)
     totals = [0.0] * len(rule.terminals)

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..expr import format_number
 from ..grammar import Grammar
+from ..layout import terminal_names
 
 IDENTITY = "identity"
 LEFT = "left"
@@ -45,7 +46,7 @@ class Slot:
 
 def terminal_labels(grammar: Grammar) -> tuple[str, ...]:
     """Terminals a leaf may read: every operand except the step count, then the constants."""
-    operands = [n for n, op in grammar.operands.items() if op.kind != "step"]
+    operands = terminal_names(grammar)
     return tuple(operands) + tuple(format_number(c) for c in grammar.constants)
 
 
