@@ -12,7 +12,6 @@ import keyword
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +23,7 @@ import yaml
 from . import expr as ex
 from .errors import FormulaError, GrammarError
 from .operators import BUILTIN_OPERATORS, Operator
+from .resources import data_path, is_file
 
 BUILTIN_KINDS = ("grad", "param", "step")
 OPERAND_KEYS = {"ema", "beta", "debias", "expr"}
@@ -575,19 +575,6 @@ def _sympy_with(grammar: Grammar, body: ex.Expr, symbols) -> sp.Expr:
     return grammar.operators[body.op].sympy(*(_sympy_with(grammar, a, symbols) for a in body.args))
 
 
-def data_path(folder: str, filename: str) -> Path:
-    """A file shipped from the repository's ``grammars/`` or ``searches/`` folder.
-
-    Installed, those folders are the packages ``dsr_l2o.grammars`` and ``dsr_l2o.search_configs``;
-    in a source checkout (the package imported from the working tree) they sit beside it.
-    """
-    package = {"grammars": "dsr_l2o.grammars", "searches": "dsr_l2o.search_configs"}[folder]
-    checkout = Path(__file__).resolve().parent.parent / folder / filename
-    if _is_file(checkout):
-        return checkout
-    return Path(str(resources.files(package).joinpath(filename)))
-
-
 def default_grammar_path() -> Path:
     """Path of the default grammar (``grammars/default.yaml``)."""
     return data_path("grammars", "default.yaml")
@@ -609,20 +596,12 @@ def grammar_path(path: str | Path) -> Path:
             except (ModuleNotFoundError, FileNotFoundError):
                 pass
     for candidate in candidates:
-        if _is_file(candidate):
+        if is_file(candidate):
             return candidate
-    if _is_file(path, directory=True):
+    if is_file(path, directory=True):
         raise GrammarError(f"{path}: is a directory; pass the path of a .yaml grammar file inside it")
     also = f" (also tried {path}.yaml)" if len(candidates) > 1 else ""
     raise GrammarError(f"{path}: no such grammar file{also}; pass the path of a .yaml grammar file")
-
-
-def _is_file(path: Path, directory: bool = False) -> bool:
-    """``path.is_file()`` (or ``is_dir()``), False for names the OS rejects (too long, NUL bytes)."""
-    try:
-        return path.is_dir() if directory else path.is_file()
-    except (OSError, ValueError):
-        return False
 
 
 def _read_grammar_file(path: Path) -> str:
@@ -655,7 +634,7 @@ def load_grammar(path_or_text: str | Path | Grammar | None = None) -> Grammar:
         return path_or_text
     if path_or_text is None:
         path_or_text = default_grammar_path()
-    if isinstance(path_or_text, str) and _looks_like_yaml_text(path_or_text) and not _is_file(Path(path_or_text)):
+    if isinstance(path_or_text, str) and _looks_like_yaml_text(path_or_text) and not is_file(Path(path_or_text)):
         if len(path_or_text.encode("utf-8", errors="replace")) > MAX_GRAMMAR_BYTES:
             raise GrammarError(f"<text>:1: (document): grammar text is larger than {MAX_GRAMMAR_BYTES // 1000} kB; "
                                "a grammar is a few lines")

@@ -5,6 +5,7 @@ import torch
 
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
+from dsr_l2o.layout import dispatch
 from dsr_l2o.lowering import TensorOps, compile_formula
 from dsr_l2o.optimizer import SymbolicOptimizer
 
@@ -66,17 +67,36 @@ def sample(shape, gen, nonnegative=False, dtype=torch.float64):
     return x.abs() if nonnegative else x
 
 
+class ReferenceEnv:
+    """Operand values of tensor ``i`` written out from the definitions (a layout backend)."""
+
+    def __init__(self, program, params, grads, state, t, i):
+        self.program, self.params, self.grads, self.state, self.t, self.i = program, params, grads, state, t, i
+        self.env = {}
+
+    def gradient(self, op):
+        return self.grads[self.i]
+
+    def parameter(self, op):
+        return self.params[self.i]
+
+    def step(self, op):
+        return torch.tensor(float(self.t), dtype=self.grads[self.i].dtype)
+
+    def derived(self, op):
+        return self.program.formula.grammar.evaluate(op.source, self.env)
+
+    def average(self, op):
+        raw = self.state[self.program.state_of[op.name]][self.i]
+        return raw / (1 - op.beta**self.t) if op.debias else raw
+
+
 def reference_env(program, params, grads, state, t, i):
-    grammar = program.formula.grammar
-    env = {"g": grads[i], "w": params[i], "t": torch.tensor(float(t), dtype=grads[i].dtype)}
-    for name in program.formula.state_operands:
-        op = grammar.operands[name]
-        if op.kind == "ema":
-            raw = state[program.state_of[name]][i]
-            env[name] = raw / (1 - op.beta**t) if op.debias else raw
-        elif op.kind == "expr":
-            env[name] = grammar.evaluate(op.source, env)
-    return env
+    backend = ReferenceEnv(program, params, grads, state, t, i)
+    backend.env = {"g": grads[i], "w": params[i], "t": torch.tensor(float(t), dtype=grads[i].dtype)}
+    for op in program.layout.operands():
+        backend.env[op.name] = dispatch(op, backend)
+    return backend.env
 
 
 def inputs(program, dtype, seed=0):

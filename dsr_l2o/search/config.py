@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,44 +11,72 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..resources import data_path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file; pass a YAML file of search settings")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(err, 'problem', err)}); check indentation") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a YAML mapping of setting: value")
+    return data
+
+
+DEFAULTS_PATH = data_path("searches", "default.yaml")
+_DEFAULTS = _read(DEFAULTS_PATH)
+
+
+def _default(key: str):
+    """The packaged default of ``key`` (``searches/default.yaml``: the one source of defaults)."""
+    value = _DEFAULTS[key]
+    return field(default_factory=lambda: copy.deepcopy(value)) if isinstance(value, (list, dict)) else field(default=value)
 
 
 @dataclass
 class SearchConfig:
-    """Every setting of a search. ``dsr-l2o search`` writes the resolved copy to ``config.yaml``."""
+    """Every setting of a search; defaults come from the packaged ``searches/default.yaml``, where
+    each key is explained. ``dsr-l2o search`` writes the resolved copy to ``config.yaml``."""
 
-    grammar: str | None = None  # path; None = grammars/default.yaml
-    tasks: str = "mixed"  # training task family
-    validation_tasks: list[str] = field(default_factory=list)  # [] = the registry's validation set
-    depth: int = 2
-    meta_steps: int = 300
-    unroll: int = 20  # truncation length K (inner steps per meta-step)
-    horizon: int = 100  # inner steps per episode (a multiple of unroll)
-    meta_lr: float = 0.05
-    init_lr: float = 0.01
-    temperature_start: float = 1.0
-    temperature_end: float = 0.05
-    relaxation: str = "sampled"  # "sampled" (straight-through Gumbel) or "soft" (weighted sums)
-    second_order: bool = False  # back-propagate through the inner gradients too
-    root_norm: bool = True  # divide the direction by the running max of its RMS in each episode
-    normalize: bool = True  # divide mixture candidates by their RMS at each episode's first step
-    init_bias: float = 0.0  # extra initial logit of identity / pass-through choices
-    descent_prior: float = 0.0  # initial terminal logits = this * cosine(terminal, gradient)
-    entropy_weight: float = 0.01  # final weight of the mean-entropy penalty (ramped up linearly)
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 25  # meta-steps (rounded up to an episode boundary)
-    top_k: int = 4
-    eval_lrs: list[float] | None = None  # None = the fair protocol's grid (dsr-l2o evaluate's)
-    eval_seeds: list[int] = field(default_factory=lambda: [0])
-    eval_steps: int | None = None
-    grow: bool = False  # after the relaxation: try one-term corrections of its best formula
-    grow_tasks: str = "hard_quadratics"  # quadratic family the corrections are ranked on
-    grow_episodes: int = 12  # tasks drawn from grow_tasks
-    grow_steps: int = 200  # steps per grow run
-    grow_constants: list[float] = field(default_factory=lambda: [0.2, 0.5])  # |c| tried, both signs
-    grow_keep: int = 3  # best corrections scored on the validation tasks
+    grammar: str | None = _default("grammar")
+    tasks: str = _default("tasks")
+    validation_tasks: list[str] = _default("validation_tasks")
+    depth: int = _default("depth")
+    meta_steps: int = _default("meta_steps")
+    unroll: int = _default("unroll")
+    horizon: int = _default("horizon")
+    meta_lr: float = _default("meta_lr")
+    init_lr: float = _default("init_lr")
+    temperature_start: float = _default("temperature_start")
+    temperature_end: float = _default("temperature_end")
+    relaxation: str = _default("relaxation")
+    second_order: bool = _default("second_order")
+    root_norm: bool = _default("root_norm")
+    normalize: bool = _default("normalize")
+    init_bias: float = _default("init_bias")
+    descent_prior: float = _default("descent_prior")
+    entropy_weight: float = _default("entropy_weight")
+    grad_clip: float = _default("grad_clip")
+    seed: int = _default("seed")
+    device: str = _default("device")
+    checkpoint_every: int = _default("checkpoint_every")
+    top_k: int = _default("top_k")
+    eval_lrs: list[float] | None = _default("eval_lrs")
+    eval_seeds: list[int] = _default("eval_seeds")
+    eval_steps: int | None = _default("eval_steps")
+    grow: bool = _default("grow")
+    grow_tasks: str = _default("grow_tasks")
+    grow_episodes: int = _default("grow_episodes")
+    grow_steps: int = _default("grow_steps")
+    grow_constants: list[float] = _default("grow_constants")
+    grow_keep: int = _default("grow_keep")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,13 +133,7 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
 
 def load_config(path: str | Path | None = None, **overrides) -> SearchConfig:
     """Defaults from ``searches/default.yaml``, then ``path`` (YAML), then non-None ``overrides``."""
-    from ..grammar import data_path
-
-    merged: dict[str, Any] = {}
-    for source in [data_path("searches", "default.yaml"), path]:
-        if source is None:
-            continue
-        merged.update(_read(Path(source)))
+    merged: dict[str, Any] = dict(_read(Path(path))) if path is not None else {}
     merged.update({k: v for k, v in overrides.items() if v is not None})
     origin = str(path) if path else "search settings"
     for key in merged:
@@ -121,19 +144,3 @@ def load_config(path: str | Path | None = None, **overrides) -> SearchConfig:
     except TypeError as err:
         raise ConfigError(f"{origin}: {err}") from None
     return _check(config, origin)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file; pass a YAML file of search settings")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(err, 'problem', err)}); check indentation") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a YAML mapping of setting: value")
-    return data

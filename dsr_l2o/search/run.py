@@ -153,6 +153,10 @@ def _weights(rule: RelaxedRule, temperature: float) -> dict[str, list[float]]:
     return out
 
 
+REFIT_EPISODES = 10_000
+"""Episode-seed offset of the refit: its tasks are unseen by the main meta-training."""
+
+
 def _refit(rule, choice, family, settings, device, report) -> None:
     """Meta-train only the leaf scales and the step size of the fixed argmax rule (``T = 0``).
 
@@ -166,10 +170,8 @@ def _refit(rule, choice, family, settings, device, report) -> None:
     fixed = copy.deepcopy(rule)
     set_choice(fixed, choice)
     refit_settings = SearchConfig(**{**settings.to_dict(), "meta_steps": steps, "entropy_weight": 0.0})
-    trainer = MetaTrainer(fixed, family, refit_settings, device)
-    trainer.optimizer = torch.optim.Adam([fixed.leaf_log_scale, fixed.log_lr], lr=settings.meta_lr)
-    trainer.temperature = lambda step: 0.0
-    trainer.state.episode = 10_000  # tasks unseen during the main meta-training
+    trainer = MetaTrainer(fixed, family, refit_settings, device, parameters=[fixed.leaf_log_scale, fixed.log_lr],
+                          temperature=lambda step: 0.0, episode_offset=REFIT_EPISODES)
     losses = [r["meta_loss"] for r in (trainer.step() for _ in range(steps)) if r["meta_loss"] is not None]
     with torch.no_grad():
         rule.leaf_log_scale.copy_(fixed.leaf_log_scale)
