@@ -86,8 +86,8 @@ def _meta(job):
         def slots(self):
             return []
 
-    trainer = MetaTrainer(FixedRule(), get_family(settings.tasks), settings, torch.device("cpu"))
-    trainer.state.episode = 10_000  # tasks the search's own meta-training does not see first
+    trainer = MetaTrainer(FixedRule(), get_family(settings.tasks), settings, torch.device("cpu"),
+                          episode_offset=10_000)  # tasks the search's own meta-training does not see first
     losses = [trainer.step()["meta_loss"] for _ in range(META_STEPS)]
     tail = [x for x in losses[META_STEPS // 2:] if x is not None]
     return text, unroll, sum(tail) / len(tail) if tail else math.inf

@@ -54,9 +54,8 @@ def run(name: str, overrides: dict, steps: int) -> dict:
     tail = [x for x in losses[-(steps // 4):] if x is not None]
     formula = to_text(to_expr(rule, argmax_choice(rule), scale_digits=3))
     set_choice(rule, argmax_choice(rule))
-    check = MetaTrainer(rule, family, load_config(None, meta_steps=40, **overrides), torch.device("cpu"))
-    check.temperature = lambda step: 0.0
-    check.state.episode = 50_000
+    check = MetaTrainer(rule, family, load_config(None, meta_steps=40, **overrides), torch.device("cpu"),
+                        temperature=lambda step: 0.0, episode_offset=50_000)
     discrete = [r["meta_loss"] for r in (check.step() for _ in range(40)) if r["meta_loss"] is not None]
     return {"variant": name, "relaxed": sum(tail) / max(len(tail), 1), "discrete": sum(discrete) / max(len(discrete), 1),
             "formula": formula, "seconds": seconds, "skipped": sum(x is None for x in losses)}
