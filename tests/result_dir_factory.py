@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import data_path, load_grammar
+from dsr_l2o.result import Candidate, SearchResult, save_result
 
 ADAM = ("m_hat / (sqrt(v_hat) + 1e-8)", "default.yaml")
 LION = ("sign(m + 0.1*g)", "lion.yaml")
@@ -16,18 +18,15 @@ def make_result_dir(directory: Path, formula: str, grammar_file: str, evaluate: 
                     lr: float = 0.01) -> Path:
     """Write result.json, grammar.yaml and (with ``evaluate``) evaluation.json + plots/ into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    grammar_path = data_path("grammars", grammar_file)
-    grammar = load_grammar(grammar_path)
-    (directory / "grammar.yaml").write_text(grammar_path.read_text(encoding="utf-8"), encoding="utf-8")
-    result = {
-        "formula": formula, "lr": lr, "latex": "", "complexity": 0, "raw_formula": f"({formula}) * 1",
-        "candidates": [{"formula": formula, "lr": lr, "score": 0.5, "rejected": None},
-                       {"formula": "g", "lr": 0.1, "score": 0.9, "rejected": "worse than sgd | tuned"}],
-        "metrics": {"meta_steps": 3, "final_meta_loss": -1.25, "skipped_steps": 0, "seconds": 4.5},
-        "grammar": grammar.name, "created": "2026-11-26T23:00:00Z", "dsr_l2o_version": "0.1.0",
-        "config": {"meta_steps": 3, "tasks": ["quadratic_wellcond"], "unroll": {"length": 5, "horizon": 20}},
-    }
-    (directory / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    grammar = load_grammar(data_path("grammars", grammar_file))
+    result = SearchResult(
+        parse_formula(formula, grammar), lr, text=formula, raw_formula=f"({formula}) * 1",
+        candidates=[Candidate(formula, lr=lr, score_ratio_to_adam=0.5),
+                    Candidate("g", lr=0.1, score_ratio_to_adam=0.9, rejected="worse than sgd | tuned")],
+        metrics={"meta_steps": 3, "final_meta_loss": -1.25, "skipped_steps": 0, "seconds": 4.5},
+        created="2026-11-26T23:00:00Z", dsr_l2o_version="0.1.0",
+        config={"meta_steps": 3, "tasks": ["quadratic_wellcond"], "unroll": {"length": 5, "horizon": 20}})
+    save_result(result, directory)
     if evaluate:
         from dsr_l2o.evaluation import EvalProtocol, compare, formula_spec, get_baseline, save_plots
         from dsr_l2o.tasks import get_task

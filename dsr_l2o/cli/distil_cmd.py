@@ -35,5 +35,5 @@ def distil(teacher, grammar_yaml, tasks, episodes, steps, lr, iterations, depth,
                         iterations=iterations, depth=depth, top_k=top_k, seed=seed, log=log)
     click.echo(f"formula:  {result.formula.text}")
     click.echo(f"lr:       {result.lr}")
-    click.echo(f"R^2:      {result.data['r2']:.6f} of the teacher's update energy explained")
+    click.echo(f"R^2:      {result.r2:.6f} of the teacher's update energy explained")
     click.echo(f"written:  {out}/result.json")

@@ -36,10 +36,9 @@ def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth
         result = run_search(grammar_yaml, config=config_file, out=out, resume=resume, report=progress,
                             tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth,
                             seed=seed, device=device, grow=grow)
-    data = result.data
     click.echo(f"formula:  {result.formula.text}")
     click.echo(f"lr:       {result.lr}")
-    ratio = data.get("validation", {}).get("score_ratio_to_adam")
+    ratio = result.validation.score_ratio_to_adam if result.validation else None
     if ratio is not None:
         click.echo(f"validation score / tuned Adam (geometric mean over tasks): {ratio:.3f}")
     click.echo(f"written:  {out}/result.json")

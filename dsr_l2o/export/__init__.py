@@ -17,11 +17,11 @@ def export_text(bundle: ResultBundle, fmt: str, plot_dir: str = "plots", class_n
         from .torch_source import torch_source
 
         provenance = [("Grammar", bundle.formula.grammar.name), ("Search result", bundle.name)]
-        settings = ", ".join(f"{k}={v}" for k, v in config_summary(bundle.data))
+        settings = ", ".join(f"{k}={v}" for k, v in config_summary(bundle.result))
         if settings:
             provenance.append(("Search settings", settings))
-        if isinstance(bundle.data.get("created"), str):
-            provenance.append(("Found", bundle.data["created"]))
+        if bundle.result.created:
+            provenance.append(("Found", bundle.result.created))
         return torch_source(bundle.formula, class_name or "DiscoveredOptimizer",
                             bundle.lr if bundle.lr is not None else 1e-3, provenance)
     if fmt == "latex":

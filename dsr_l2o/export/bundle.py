@@ -6,29 +6,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formula import Formula
-from ..result import load_result, read_json
+from ..result import RuleResult, load_result, read_json
 
 
 @dataclass
 class ResultBundle:
-    """What an exporter needs from ``DIR``: the parsed formula and the raw JSON documents."""
+    """What an exporter needs from ``DIR``: the typed result, its evaluation and its plots."""
 
     directory: Path
-    data: dict
-    formula: Formula
+    result: RuleResult
     evaluation: dict | None = None
     plots: list[Path] = field(default_factory=list)
+
+    @property
+    def formula(self) -> Formula:
+        return self.result.formula
+
+    @property
+    def lr(self) -> float | None:
+        """The learning rate the search tuned (or the distillation matched) for the formula."""
+        return self.result.lr
+
+    @property
+    def data(self) -> dict:
+        """The result as its JSON document."""
+        return self.result.to_json()
 
     @property
     def name(self) -> str:
         """The result's name: its directory name."""
         return self.directory.resolve().name
-
-    @property
-    def lr(self) -> float | None:
-        """The learning rate the search tuned for the formula, if recorded."""
-        lr = self.data.get("lr")
-        return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
 def read_result(directory: str | Path) -> ResultBundle:
@@ -39,10 +46,10 @@ def read_result(directory: str | Path) -> ResultBundle:
     evaluation_path = directory / "evaluation.json"
     evaluation = read_json(evaluation_path, "evaluation file") if evaluation_path.is_file() else None
     plots = sorted((directory / "plots").glob("*.png")) if (directory / "plots").is_dir() else []
-    return ResultBundle(directory, result.data, result.formula, evaluation, plots)
+    return ResultBundle(directory, result, evaluation, plots)
 
 
-def config_summary(data: dict, limit: int = 12) -> list[tuple[str, str]]:
+def config_summary(data: dict | RuleResult, limit: int = 12) -> list[tuple[str, str]]:
     """Short ``(key, value)`` pairs describing a search's settings (scalars of ``config``, flattened)."""
     rows: list[tuple[str, str]] = []
 
@@ -58,7 +65,7 @@ def config_summary(data: dict, limit: int = 12) -> list[tuple[str, str]]:
         elif isinstance(value, (str, int, float, bool)) or value is None:
             rows.append((prefix, str(value)))
 
-    config = data.get("config")
+    config = data.config if isinstance(data, RuleResult) else data.get("config")
     if isinstance(config, dict):
         walk("", config)
     return rows

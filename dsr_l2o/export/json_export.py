@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from ..notation import operand_latex, update_latex
 from ..simplify import simplify
 from .bundle import ResultBundle
@@ -14,7 +12,7 @@ def json_export(bundle: ResultBundle) -> dict:
     formula = bundle.formula
     simple = simplify(formula)
     grammar = formula.grammar
-    data = dict(bundle.data)
+    data = bundle.result.to_json()
     data["simplified"] = {
         "formula": simple.text,
         "complexity": simple.size,
@@ -22,15 +20,4 @@ def json_export(bundle: ResultBundle) -> dict:
     }
     data["operands_latex"] = {name: operand_latex(grammar, grammar.operands[name])
                               for name in simple.state_operands}
-    return _finite(data)
-
-
-def _finite(value):
-    """``value`` with non-finite floats replaced by ``None`` (strict JSON has no NaN/Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    return data

@@ -16,14 +16,14 @@ import torch
 import yaml
 
 from .. import __version__
-from ..atomic import write_json, write_text, write_torch
+from ..atomic import write_text, write_torch
 from ..errors import ConfigError, DsrError
 from ..grammar import default_grammar_path, load_grammar
 from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
 from .relaxation import RelaxedRule
-from ..result import SearchResult, load_result
+from ..result import SearchResult, Validation, save_result
 
 Report = Callable[[str, object], None]
 
@@ -124,19 +124,17 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     _refit(rule, choice, family, settings, device, report)  # not checkpointed: a resume redoes it
     result = _select(rule, grammar, validation, settings, device, report)
     meta = trainer.state
-    result.update({
-        "metrics": {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
-                    "seconds": round(meta.seconds, 1), "final_meta_loss": _last_meta_loss(metrics_path),
-                    "meta_learned_lr": float(rule.lr().detach())},
-        "grammar": grammar.name, "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "dsr_l2o_version": __version__, "config": settings.to_dict(), "device": str(device),
-    })
+    result.metrics = {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
+                      "seconds": round(meta.seconds, 1), "final_meta_loss": _last_meta_loss(metrics_path),
+                      "meta_learned_lr": float(rule.lr().detach())}
+    result.created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result.dsr_l2o_version, result.config, result.device = __version__, settings.to_dict(), str(device)
     from .plots import plot_metrics
 
     plot_metrics(metrics_path, out / "plots", {f"{slot.kind}{slot.index}": slot.labels for slot, _ in rule.slots()})
-    write_json(out / "result.json", result)
+    save_result(result, out)
     report("done", result)
-    return load_result(out)
+    return result
 
 
 def to_expr_text(rule: RelaxedRule) -> str:
@@ -210,17 +208,11 @@ def _select(rule, grammar, validation, settings, device, report) -> dict:
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
     best = snap_constants(best, scorer, simplify, log)
-    from ..notation import latex
-
-    return {
-        "formula": best.formula.text, "lr": best.lr, "latex": latex(grammar, best.formula.sympy),
-        "complexity": best.formula.size, "raw_formula": best.raw_text, "relaxation_argmax": raw.text,
-        "stage": best.stage,
-        "candidates": [c.to_json() for c in candidates], "grow": grown_info,
-        "validation": {"tasks": [t.name for t in validation], "protocol": protocol.to_json(),
-                       "score_ratio_to_adam": _finite(best.ratio), "scores": best.to_json()["scores"],
-                       "adam_scores": {k: _finite(v) for k, v in scorer.reference.items()}, "best_lrs": best.lrs},
-    }
+    validation_record = Validation(
+        [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,
+        {k: _finite(v) for k, v in scorer.reference.items()}, dict(best.lrs))
+    return SearchResult(best.formula, best.lr, candidates=[c.record() for c in candidates], raw_formula=best.raw_text,
+                        relaxation_argmax=raw.text, stage=best.stage, grow=grown_info, validation=validation_record)
 
 
 def _score_all(candidates, scorer, log) -> list:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from .. import expr as ex
 from ..formula import Formula
+from ..result import Candidate as Record
 from .guards import degenerate_reason
 
 SIMPLE_CONSTANTS = (0.1, 0.5, 0.9, 0.99, 1.0, 2.0, math.e, 10.0)
@@ -28,11 +29,13 @@ class Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     lrs: dict[str, float | None] = field(default_factory=dict)
 
+    def record(self) -> Record:
+        """The typed record of this candidate for ``result.json``."""
+        return Record(self.formula.text, self.raw_text, self.stage, self.log_prob, self.rejected, _finite(self.ratio),
+                      self.lr, {k: _finite(v) for k, v in self.scores.items()}, dict(self.lrs), self.formula.size)
+
     def to_json(self) -> dict:
-        return {"formula": self.formula.text, "raw_formula": self.raw_text, "log_prob": self.log_prob,
-                "stage": self.stage, "rejected": self.rejected, "score_ratio_to_adam": _finite(self.ratio), "lr": self.lr,
-                "scores": {k: _finite(v) for k, v in self.scores.items()}, "best_lrs": self.lrs,
-                "complexity": self.formula.size}
+        return self.record().to_json()
 
 
 def _finite(value):
