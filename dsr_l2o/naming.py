@@ -40,6 +40,7 @@ PROBE_STEPS = 30
 PROBE_COORDINATES = 256
 PROBE_LR = 0.01
 EQUAL_CORRELATION = 0.9999
+MAX_SIZE_FOR_SYMPY = 60
 C_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
 
@@ -142,7 +143,10 @@ def definition_sympy(formula: Formula) -> sp.Expr:
 
 
 def positive_scale(formula: Formula, rule: Formula) -> float | None:
-    """``k > 0`` with ``formula == k * rule`` for every operand value (sympy proves it), else None."""
+    """``k > 0`` with ``formula == k * rule`` for every operand value (sympy proves it), else None
+    (also for formulas too large to simplify quickly)."""
+    if formula.size > MAX_SIZE_FOR_SYMPY:
+        return None
     f, r = definition_sympy(formula), definition_sympy(rule)
     if f == 0 or r == 0:
         return None
@@ -200,7 +204,7 @@ def _directions(formula: Formula) -> torch.Tensor:
     """The formula's update at every recorded step, as rows (runs side by side, zero-padded)."""
     recorded = recorded_operands(formula.grammar)
     with torch.no_grad():
-        blocks = [formula.evaluate({n: values[n] for n in formula.operands}) for values in recorded]
+        blocks = [formula.evaluate(values) for values in recorded]
     width = max(b.shape[1] for b in blocks)
     return torch.cat([torch.nn.functional.pad(b, (0, width - b.shape[1])) for b in blocks])
 
