@@ -225,13 +225,13 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(cosines.mean())
 
 
-def _coefficients(rule: PublishedRule, formula: Formula, grid: bool) -> list[float | None]:
+def _coefficients(rule: PublishedRule, formula: Formula) -> list[float | None]:
     if rule.c_range is None:
         return [None]
     numbers = {abs(float(n)) for n in formula.sympy.atoms(sp.Number) if n != 0 and math.isfinite(float(n))}
     found = numbers | {a / b for a, b in itertools.permutations(numbers, 2)}
     lo, hi = rule.c_range
-    values = {round(c, 12) for c in found if lo < c <= hi} | {rule.c_default} | (set(C_GRID) if grid else set())
+    values = {round(c, 12) for c in found if lo < c <= hi} | {rule.c_default} | set(C_GRID)
     return sorted(values)
 
 
@@ -243,7 +243,7 @@ def name_rule(formula: Formula | str) -> RuleName:
     directions = _directions(formula)
     scored = []
     for rule in published_rules():
-        for c in _coefficients(rule, formula, grid=True):
+        for c in _coefficients(rule, formula):
             scored.append((correlation(directions, _rule_directions(rule, c)), rule, c))
     scored.sort(key=lambda item: -item[0])
     for r, rule, c in scored:
