@@ -55,6 +55,7 @@ def formula_block(bundle: ResultBundle) -> list[str]:
     lr_label = "lr" if bundle.data.get("route") == "distil" else "tuned lr"
     lines.append(f"Formula: {inline(formula.text)} (complexity {formula.size}, grammar "
                  f"{inline(formula.grammar.name)}" + (f", {lr_label} {bundle.lr:g})." if bundle.lr else ")."))
+    lines += naming_line(bundle, formula)
     if formula.text != bundle.formula.text:
         lines += ["", f"As found: {inline(bundle.formula.text)}."]
     raw = bundle.data.get("raw_formula")
@@ -65,6 +66,21 @@ def formula_block(bundle: ResultBundle) -> list[str]:
         lines += ["", f"Found by the grow stage, as a correction of {inline(str(grow.get('base', '?')))} "
                       f"(the relaxation's own argmax was {inline(str(bundle.data.get('relaxation_argmax', '?')))})."]
     return lines
+
+
+def naming_line(bundle: ResultBundle, formula) -> list[str]:
+    """What the rule is among published rules (result.json's ``naming``, else computed)."""
+    from ..errors import DsrError
+    from ..naming import RuleName, name_rule
+
+    try:
+        stored = bundle.data.get("naming")
+        naming = RuleName.from_json(stored) if isinstance(stored, dict) else name_rule(formula)
+    except DsrError:
+        return []
+    how = ("up to a positive scale" if naming.equal_to else
+           "by the mean cosine r of their update directions on recorded training steps")
+    return ["", f"Among published rules it is {naming.text()}: {inline(naming.rule_formula)} {how}."]
 
 
 def provenance_block(bundle: ResultBundle) -> list[str]:
