@@ -124,6 +124,8 @@ class RuleResult:
     config: dict = field(default_factory=dict)
     created: str | None = None
     dsr_l2o_version: str | None = None
+    naming: dict | None = None
+    """What the formula equals or is closest to among published rules (:mod:`dsr_l2o.naming`)."""
     directory: Path | None = None
     extra: dict = field(default_factory=dict)
     text: str | None = None
@@ -162,7 +164,7 @@ class RuleResult:
             "schema_version": SCHEMA_VERSION, "route": self.route, "formula": self.text or self.formula.text, "lr": self.lr,
             "latex": self.latex, "complexity": self.complexity, "grammar": self.grammar.name,
             "candidates": [c.to_json() for c in self.candidates], "metrics": self.metrics, "config": self.config,
-            "created": self.created, "dsr_l2o_version": self.dsr_l2o_version,
+            "created": self.created, "dsr_l2o_version": self.dsr_l2o_version, "naming": self.naming,
         })
         data.update(self._own_json())
         return _finite_json(data)
@@ -179,12 +181,13 @@ class RuleResult:
     def from_json(cls, data: dict, formula: Formula, directory: Path | None = None) -> "RuleResult":
         """The typed result of a ``result.json`` document whose formula is already parsed."""
         known = {"schema_version", "route", "formula", "lr", "latex", "complexity", "grammar", "candidates",
-                 "metrics", "config", "created", "dsr_l2o_version", *cls._OWN}
+                 "metrics", "config", "created", "dsr_l2o_version", "naming", *cls._OWN}
         candidates = [c for c in map(Candidate.from_json, data.get("candidates") or []) if c is not None] \
             if isinstance(data.get("candidates"), list) else []
         common = dict(formula=formula, lr=_number(data.get("lr")), candidates=candidates,
                       metrics=_mapping(data.get("metrics")), config=_mapping(data.get("config")),
                       created=_text(data.get("created")), dsr_l2o_version=_text(data.get("dsr_l2o_version")),
+                      naming=data.get("naming") if isinstance(data.get("naming"), dict) else None,
                       directory=directory, extra={k: v for k, v in data.items() if k not in known},
                       text=data["formula"])
         return cls(**common, **cls._own_from_json(data))

@@ -129,6 +129,11 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
                       "meta_learned_lr": float(rule.lr().detach())}
     result.created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     result.dsr_l2o_version, result.config, result.device = __version__, settings.to_dict(), str(device)
+    from ..naming import name_rule
+
+    naming = name_rule(result.formula)
+    result.naming = naming.to_json()
+    report("phase", f"the formula is {naming.text()}")
     from .plots import plot_metrics
 
     plot_metrics(metrics_path, out / "plots", {f"{slot.kind}{slot.index}": slot.labels for slot, _ in rule.slots()})
