@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 import sympy as sp
 
 from .. import __version__
-from .. import expr as ex
 from ..errors import ConfigError, FormulaError
 from ..formula import Formula
 from ..layout import OperandLayout, dispatch

@@ -7,7 +7,7 @@ import torch
 from ..formula import Formula
 from ..layout import gradient_names
 from .features import OperandTracker
-from .meta_train import flatten, unflatten
+from .unroll import flatten, unflatten
 
 MIN_COSINE = 0.0
 

@@ -1,0 +1,234 @@
+"""Programs: a formula compiled once into EMA updates and ``w <- w - lr * f`` (used by the optimizer).
+
+The formula's sympy form (guards already dropped where they provably never fire) is rewritten
+over the *raw* optimizer state, as the operand layout says: a debiased EMA operand ``m_hat``
+becomes ``c * m`` with the per-step scalar ``c = 1 / (1 - beta**t)``, derived ``expr`` operands
+are substituted by their definitions. Anything the compiler does not know falls back to the
+reference evaluator (:meth:`dsr_l2o.grammar.Grammar.evaluate`), so values always follow the safe
+semantics of :mod:`dsr_l2o.operators`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+import torch
+
+from ..expr import variables
+from ..formula import Formula
+from ..layout import OperandLayout, dispatch
+from .compiler import Lowerer
+from .kernels import TV, Ctx, Term, TensorOps, Unsupported, accumulate, sval
+
+# ----------------------------------------------------------------------------- programs
+
+
+@dataclass
+class EmaUpdate:
+    """``state[key] <- beta * state[key] + (1 - beta) * source`` for one moving average."""
+
+    key: str
+    beta: float
+    source: Callable[[Ctx], None]
+
+
+class Program:
+    """A formula compiled to tensor ops: EMA updates, then ``w <- w - lr * f``.
+
+    ``state_keys`` names the buffers it needs (one per distinct moving average), ``lowered`` says
+    whether the fast path was built (``False`` means the reference evaluator runs).
+    """
+
+    def __init__(self, formula: Formula, lower: bool = True):
+        self.formula = formula
+        self.layout = OperandLayout(formula.grammar, formula.operands)
+        self.state_keys: list[str] = self.layout.state_keys
+        self.state_of: dict[str, str] = dict(self.layout.buffer_of)
+        self.debias = {f"c:{name}": beta for name, beta in self.layout.debiased.items()}
+        symbols = _Symbols(self.layout)
+        self.layout.walk(symbols)
+        self.tensor_names, self.scalar_names, self.subs = symbols.tensor_names, symbols.scalar_names, symbols.subs
+        self.lowered = lower
+        self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
+        self.update = self._update(formula.sympy.xreplace(self.subs), lower)
+
+    # building -------------------------------------------------------------------
+    def _lowerer(self) -> Lowerer:
+        return Lowerer(self.tensor_names, self.scalar_names)
+
+    def _ema(self, beta: float, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], None]:
+        if lower:
+            try:
+                low = self._lowerer()
+                expr = low.prepare(expr)
+                if low.is_scalar(expr):
+                    s = low.scalar(expr)
+                    return lambda ctx, key: _ema_scalar(ctx, key, beta, sval(s, ctx.scalars))
+                term = low.term(expr) if not expr.is_Add else Term(1.0, [low.tensor(expr)], [], True)
+                return lambda ctx, key: _ema_term(ctx, key, beta, term)
+            except Unsupported:
+                pass
+        ref = self._reference(source)
+        return lambda ctx, key: _ema_term(ctx, key, beta, Term(1.0, [ref], [], True))
+
+    def _update(self, expr: sp.Expr, lower: bool) -> Term:
+        if lower:
+            try:
+                low = self._lowerer()
+                expr = low.prepare(expr)
+                if low.is_scalar(expr):
+                    return Term(low.scalar(expr), [], [])
+                if expr.is_Add:
+                    return Term(1.0, [low.tensor(expr)], [], True)
+                return low.term(expr)
+            except Unsupported:
+                self.lowered = False
+        return Term(1.0, [self._reference(self.formula.expr)], [], True)
+
+    def _reference(self, node) -> Callable[[Ctx], TV]:
+        """Evaluate an expression tree with the safe operators, tensor by tensor (the fallback)."""
+        grammar = self.formula.grammar
+        layout = OperandLayout(grammar, variables(node))
+
+        def run(ctx: Ctx) -> TV:
+            out = []
+            for i, ref in enumerate(ctx.tensors["grad"]):
+                env = _Reference(layout, ctx, i)
+                for op in layout.operands():
+                    env.values[op.name] = dispatch(op, env)
+                value = grammar.evaluate(node, env.values)
+                out.append(value.expand_as(ref).clone() if isinstance(value, torch.Tensor) else torch.full_like(ref, float(value)))
+            return TV(out, True)
+        return run
+
+    # running --------------------------------------------------------------------
+    def scalars(self, t: int) -> dict[str, float]:
+        """The per-step scalars: ``t`` and every bias correction ``1 / (1 - beta**t)``."""
+        env = {"t": float(t)}
+        for key, beta in self.debias.items():
+            env[key] = 1.0 / (1.0 - beta**t)
+        return env
+
+    def direction(self, ops: TensorOps, params: list[torch.Tensor], grads: list[torch.Tensor],
+                  state: dict[str, list[torch.Tensor]], t: int) -> list[torch.Tensor]:
+        """The update direction ``f`` for the current state (no EMA update, nothing changed)."""
+        ctx = self._ctx(ops, params, grads, state, t)
+        out = [torch.zeros_like(g) for g in grads]
+        if self.update.nums or self.update.dens:
+            accumulate(ctx, out, self.update, 1.0)
+        else:
+            ops.inplace("add", out, sval(self.update.coef, ctx.scalars))
+        return out
+
+    def _ctx(self, ops, params, grads, state, t) -> Ctx:
+        tensors = {"grad": grads, "param": params}
+        tensors.update({f"state:{k}": v for k, v in state.items()})
+        return Ctx(ops, tensors, self.scalars(t), {})
+
+    def run(self, ops: TensorOps, params: list[torch.Tensor], grads: list[torch.Tensor],
+            state: dict[str, list[torch.Tensor]], t: int, lr: float, weight_decay: float = 0.0) -> None:
+        """One optimizer step on ``params`` (all at step ``t``); updates ``state`` in place."""
+        if weight_decay != 0.0:
+            ops.inplace("mul", params, 1.0 - lr * weight_decay)
+        ctx = self._ctx(ops, params, grads, state, t)
+        for ema in self.emas:
+            ctx.memo = {}
+            ema.source(ctx, f"state:{ema.key}")
+        ctx.memo = {}
+        term = self.update
+        if term.nums or term.dens:
+            accumulate(ctx, params, term, -lr)
+        else:
+            ops.inplace("add", params, -lr * sval(term.coef, ctx.scalars))
+
+
+class _Symbols:
+    """The layout backend that writes a formula over the raw state: tensor and scalar symbols and
+    the substitution of every operand by them (a debiased EMA is ``c * raw`` with a per-step ``c``)."""
+
+    def __init__(self, layout: OperandLayout):
+        self.layout, self.grammar = layout, layout.grammar
+        self.tensor_names: dict[sp.Symbol, str] = {}
+        self.scalar_names: dict[sp.Symbol, str] = {}
+        self.subs: dict[sp.Symbol, sp.Expr] = {}
+        self.ema_sources: list[tuple[str, float, sp.Expr, object]] = []
+
+    def _bind(self, op, value):
+        self.subs[self.grammar.symbol(op.name)] = value
+
+    def _tensor(self, op, key):
+        symbol = self.grammar.symbol(op.name)
+        self.tensor_names[symbol] = key
+        return symbol
+
+    def gradient(self, op):
+        self._tensor(op, "grad")
+
+    def parameter(self, op):
+        self._tensor(op, "param")
+
+    def step(self, op):
+        self.scalar_names[self.grammar.symbol(op.name)] = "t"
+
+    def derived(self, op):
+        self._bind(op, self.grammar.to_sympy(op.source).xreplace(self.subs))
+
+    def average(self, op):
+        key = self.layout.buffer_of[op.name]
+        if self.layout.updates(op.name):
+            source = self.grammar.to_sympy(op.source).xreplace(self.subs)
+            self.ema_sources.append((key, op.beta, source, op.source))
+        raw = sp.Symbol(f"{key}#raw", nonnegative=True) if op.nonnegative else sp.Symbol(f"{key}#raw", real=True)
+        self.tensor_names[raw] = f"state:{key}"
+        if op.debias:
+            c = sp.Symbol(f"{op.name}#debias", positive=True)
+            self.scalar_names[c] = f"c:{op.name}"
+            self._bind(op, c * raw)
+        else:
+            self._bind(op, raw)
+
+
+class _Reference:
+    """The layout backend of the reference evaluator: operand values of tensor ``i`` of a run."""
+
+    def __init__(self, layout: OperandLayout, ctx: Ctx, i: int):
+        self.layout, self.ctx, self.i = layout, ctx, i
+        self.values: dict[str, torch.Tensor] = {}
+
+    def gradient(self, op):
+        return self.ctx.tensors["grad"][self.i]
+
+    def parameter(self, op):
+        return self.ctx.tensors["param"][self.i]
+
+    def step(self, op):
+        return torch.tensor(self.ctx.scalars["t"], dtype=self.ctx.tensors["grad"][self.i].dtype)
+
+    def derived(self, op):
+        return self.layout.grammar.evaluate(op.source, self.values)
+
+    def average(self, op):
+        raw = self.ctx.tensors[f"state:{self.layout.buffer_of[op.name]}"][self.i]
+        return raw * self.ctx.scalars[f"c:{op.name}"] if op.debias else raw
+
+
+def _ema_scalar(ctx: Ctx, key: str, beta: float, value: float) -> None:
+    target = ctx.tensors[key]
+    ctx.ops.inplace("mul", target, beta)
+    ctx.ops.inplace("add", target, (1.0 - beta) * value)
+
+
+def _ema_term(ctx: Ctx, key: str, beta: float, term: Term) -> None:
+    target = ctx.tensors[key]
+    if len(term.nums) == 1 and not term.dens and term.coef == 1.0:
+        ctx.ops.inplace("lerp", target, term.nums[0](ctx).tensors, 1.0 - beta)
+        return
+    ctx.ops.inplace("mul", target, beta)
+    accumulate(ctx, target, term, 1.0 - beta)
+
+
+def compile_formula(formula: Formula, lower: bool = True) -> Program:
+    """Compile ``formula`` into a :class:`Program` (``lower=False``: reference evaluator only)."""
+    return Program(formula, lower)
