@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 
-from dsr_l2o.engine import FlatLayout, FlatLoss, train_formulas, tune_batched, vmap_unsupported
+from dsr_l2o.engine import (FlatLayout, FlatLoss, train_formulas, train_optimizers, tune_batched,
+                            vmap_unsupported)
 from dsr_l2o.engine.explicit import explicit_loss
-from dsr_l2o.evaluation.baselines import formula_spec, get_baseline
+from dsr_l2o.engine.stacked_optim import stackable
+from dsr_l2o.evaluation.baselines import OptimizerSpec, formula_spec, get_baseline
 from dsr_l2o.evaluation.protocol import EvalProtocol, TuneResult, tune
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.tasks import get_task
@@ -121,3 +123,25 @@ def test_members_keep_their_order():
     alone = train_formulas(formulas, task, [(1, 0.01)], seeds=(0,), steps=10)
     assert runs.losses[0, 2].tolist() == pytest.approx(alone.losses[0, 0].tolist(), rel=1e-6)
     assert runs.losses[0, 0, -1] != runs.losses[0, 1, -1]
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "rmsprop", "adamw"])
+def test_stacked_torch_optimizers_equal_one_instance_per_run(name):
+    task = get_task("mlp_diabetes")
+    make = get_baseline(name).make
+    members = [(0, 1e-3), (0, 3e-2), (0, 1e4)]
+    stacked = train_optimizers([make], task, members, seeds=(0, 1), steps=12, stacked=True)
+    per_run = train_optimizers([make], task, members, seeds=(0, 1), steps=12, stacked=False)
+    assert (stacked.diverged == per_run.diverged).all()
+    finite = ~per_run.diverged & (per_run.scores(3) < 10)  # beyond: chaotic, rounding-amplified
+    assert finite.sum() >= 4
+    assert stacked.scores(3)[finite] == pytest.approx(per_run.scores(3)[finite], rel=1e-4)
+    assert stacked.final[1][1][0] == pytest.approx(per_run.final[1][1][0], rel=1e-3, abs=1e-6)
+
+
+def test_other_optimizers_get_one_instance_per_run():
+    assert stackable(get_baseline("adam").make)
+    assert not stackable(lambda params, lr: torch.optim.Adagrad(params, lr=lr))
+    spec = OptimizerSpec("adagrad", lambda params, lr: torch.optim.Adagrad(params, lr=lr))
+    task = get_task("noisy_quadratic")
+    _same(tune(spec, task, PROTOCOL), tune_batched(spec, task, PROTOCOL))

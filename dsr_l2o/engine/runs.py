@@ -19,6 +19,7 @@ from ..evaluation.protocol import with_data_seed
 from ..formula import Formula
 from .flat import FlatLayout
 from .formula_step import FormulaStepper
+from .stacked_optim import stackable, train_stacked
 from .vmap_loss import FlatLoss, stacked_loss
 
 
@@ -104,10 +105,18 @@ def _collect(seeds, record: torch.Tensor, params: torch.Tensor, layout: FlatLayo
 
 
 def train_optimizers(makers: Sequence, task, members: Sequence[tuple[int, float]],
-                     seeds: Sequence[int], steps: int) -> BatchRuns:
+                     seeds: Sequence[int], steps: int, stacked: bool | None = None) -> BatchRuns:
     """Train ``task`` with ``makers[k](params, lr)`` (a torch.optim optimizer) for every member
-    ``(k, lr)`` and seed: one optimizer instance per run, the losses of all runs of a seed
-    computed in one ``vmap`` call and differentiated with one backward pass."""
+    ``(k, lr)`` and seed; the losses of all runs of a seed are computed in one batched call and
+    differentiated with one backward pass.
+
+    With ``stacked`` (default: when every maker is :func:`~.stacked_optim.stackable`) one
+    instance per maker steps all its runs at once (:mod:`.stacked_optim`); otherwise each run
+    has its own instance, exact for any optimizer."""
+    if stacked is None:
+        stacked = all(stackable(make) for make in makers)
+    if stacked:
+        return train_stacked(makers, task, members, seeds, steps, _init, _seeded, stacked_loss, BatchRuns)
     seeds = tuple(seeds)
     runs = len(members)
     leaves = [[[p.clone().requires_grad_(True) for p in _init(task, seed)] for _ in range(runs)]

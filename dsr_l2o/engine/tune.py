@@ -23,6 +23,7 @@ from ..evaluation.baselines import OptimizerSpec, formula_spec
 from ..evaluation.protocol import EvalProtocol, Progress, TuneResult, with_data_seed
 from ..formula import Formula
 from .runs import BatchRuns, train_formulas, train_optimizers
+from .stacked_optim import stackable
 
 
 @dataclass
@@ -38,6 +39,7 @@ class _Entry:
     best_score: float = math.inf
     best: tuple[BatchRuns, int] | None = None
     extending: bool = True
+    stacked: bool = False
 
 
 def as_spec(item) -> OptimizerSpec:
@@ -62,15 +64,11 @@ def _probe(spec: OptimizerSpec) -> tuple[Formula | None, float]:
 def _run(entries: list[_Entry], lrs: list[list[float]], task, protocol: EvalProtocol, steps: int):
     """Train every ``(entry, lr)`` pair; returns ``(runs, member index)`` per pair, in order."""
     out: list[list[tuple[BatchRuns, int]]] = [[] for _ in entries]
-    formula_groups: dict = {}
-    others = []
+    groups: dict = {}
     for i, entry in enumerate(entries):
-        if entry.formula is not None:
-            formula_groups.setdefault(entry.formula.grammar, []).append(i)
-        else:
-            others.append(i)
-    jobs = list(formula_groups.values()) + ([others] if others else [])
-    for group in jobs:
+        key = ("formula", entry.formula.grammar) if entry.formula is not None else ("torch", entry.stacked)
+        groups.setdefault(key, []).append(i)
+    for key, group in groups.items():
         members = [(k, lr) for k, i in enumerate(group) for lr in lrs[i]]
         if not members:
             continue
@@ -79,7 +77,7 @@ def _run(entries: list[_Entry], lrs: list[list[float]], task, protocol: EvalProt
                                   steps, [entries[i].weight_decay for i in group])
         else:
             runs = train_optimizers([entries[i].spec.make for i in group], task, members,
-                                    protocol.seeds, steps)
+                                    protocol.seeds, steps, stacked=key[1])
         for r, (k, _) in enumerate(members):
             out[group[k]].append((runs, r))
     return out
@@ -137,6 +135,8 @@ def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
     steps, start = protocol.steps_for(task), time.perf_counter()
     window = protocol.window(steps)
     entries = [_Entry(spec, *_probe(spec)) for spec in map(as_spec, items)]
+    for entry in entries:
+        entry.stacked = entry.formula is None and stackable(entry.spec.make)
     grid = list(protocol.lrs)
     for entry, pairs in zip(entries, _run(entries, [grid] * len(entries), task, protocol, steps)):
         for lr, (runs, r) in zip(grid, pairs):
