@@ -1,9 +1,9 @@
 """One update step of many formula runs on a stacked flat parameter tensor ``[S, R, N]``.
 
-The runs (members) are grouped by formula into contiguous slices of the ``R`` axis. The grammar's
-operands that any formula needs (the union) are computed once for the whole tensor with
-:class:`~dsr_l2o.search.features.OperandTracker`; each formula's direction is then evaluated on
-its slice with the grammar's safe torch operators, and every run moves by its own learning rate:
+The runs (members) are grouped by formula into contiguous slices of the ``R`` axis. The moving
+averages that any formula needs (the union) are updated once for the whole tensor
+(:class:`~.operands.BatchOperands`); each formula's direction is then evaluated on its slice with
+the grammar's safe torch operators, and every run moves by its own learning rate:
 ``w <- w (1 - lr wd)``, EMAs updated, ``w <- w - lr * f``, as :class:`~dsr_l2o.optimizer.SymbolicOptimizer`.
 """
 
@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from ..formula import Formula
-from ..search.features import OperandTracker
+from .operands import BatchOperands
 
 
 class FormulaStepper:
@@ -32,7 +32,7 @@ class FormulaStepper:
         starts = [sum(counts[:k]) for k in range(len(counts))]
         self.slices = [slice(a, a + n) for a, n in zip(starts, counts)]
         needed = set().union(*(f.operands for f in formulas))
-        self.tracker = OperandTracker(grammar, sorted(needed))
+        self.tracker = BatchOperands(grammar, sorted(needed))
         self.lrs = lrs.reshape(1, -1, 1)
         decay = None if weight_decays is None or not bool((weight_decays != 0).any()) else weight_decays
         self.decay = None if decay is None else (1.0 - lrs * decay).reshape(1, -1, 1)
@@ -49,7 +49,7 @@ class FormulaStepper:
         state, values = self.tracker.step(state, grads, params, t)
         directions = []
         for formula, part in zip(self.formulas, self.slices):
-            env = {name: values[name][:, part] for name in formula.operands}
+            env = self.tracker.for_slice(formula.operands, values, part, grads, params, t)
             if not env:
                 env = {"g": grads[:, part]}
             directions.append(formula.evaluate(env).to(params.dtype))
