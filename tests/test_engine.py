@@ -145,3 +145,15 @@ def test_other_optimizers_get_one_instance_per_run():
     spec = OptimizerSpec("adagrad", lambda params, lr: torch.optim.Adagrad(params, lr=lr))
     task = get_task("noisy_quadratic")
     _same(tune(spec, task, PROTOCOL), tune_batched(spec, task, PROTOCOL))
+
+
+def test_formula_optimizer_with_weight_decay():
+    from dsr_l2o.optimizer import SymbolicOptimizer
+
+    text = "m_hat / (sqrt(v_hat) + 1e-8)"
+    spec = OptimizerSpec("adam_formula_wd", lambda params, lr: SymbolicOptimizer(params, text, lr=lr, weight_decay=0.5),
+                         formula=text)
+    task = get_task("noisy_quadratic")
+    _same(tune(spec, task, PROTOCOL), tune_batched(spec, task, PROTOCOL))
+    plain = tune_batched(formula_spec(text), task, PROTOCOL)
+    assert plain.best_score != tune_batched(spec, task, PROTOCOL).best_score

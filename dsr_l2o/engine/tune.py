@@ -2,8 +2,10 @@
 at once, every learning rate and seed of an optimizer family trained as one batch.
 
 Formula optimizers (anything whose ``make`` builds a :class:`~dsr_l2o.optimizer.SymbolicOptimizer`)
-run on the stacked flat parameter tensor (:mod:`.formula_step`); any other torch.optim optimizer
-runs with one instance per run and a batched loss (:func:`.runs.train_optimizers`). Results are the
+run on the stacked flat parameter tensor (:mod:`.formula_step`); torch.optim optimizers whose step
+is elementwise and linear in lr (Adam, SGD, RMSprop, ...) run as one instance on stacked
+parameters (:mod:`.stacked_optim`), any other with one instance per run; all with a batched loss
+(:func:`.runs.train_optimizers`). Results are the
 protocol's :class:`~dsr_l2o.evaluation.protocol.TuneResult`, with the same edge-extension rule:
 where the best lr sits at an edge of the grid, lrs beyond it are tried while the score improves.
 """
