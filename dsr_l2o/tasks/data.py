@@ -53,10 +53,17 @@ def load_dataset(name: str) -> Dataset:
     if name not in _LOADERS:
         raise TaskError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     import sklearn.datasets
-    from sklearn.model_selection import train_test_split
 
     loader, classification = _LOADERS[name]
     x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
+    return split_dataset(name, x, y, classification)
+
+
+def split_dataset(name: str, x: np.ndarray, y: np.ndarray, classification: bool) -> Dataset:
+    """A fixed (stratified, for classification) 75/25 split of ``(x, y)``, standardised as in
+    :func:`load_dataset`."""
+    from sklearn.model_selection import train_test_split
+
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED,
         stratify=y if classification else None)

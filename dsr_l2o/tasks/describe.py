@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
-                       list_tasks)
+                       list_suite_tasks, list_tasks)
+from .suite import SUITE_TEST, SUITE_VALIDATION
 
 EXAMPLES = 3
 
 
 def overview() -> str:
     """One line per built-in task and family; validation tasks and the training family marked."""
-    tasks, families = list_tasks(), list_families()
-    width = max(len(name) for name, _ in tasks + families)
+    tasks, families, suite = list_tasks(), list_families(), dict(list_suite_tasks())
+    width = max(len(name) for name, _ in tasks + families + list(suite.items()))
     lines = ["Tasks (* = validation task):"]
     lines += [f"  {name:<{width}} {'*' if name in VALIDATION_TASKS else ' '} {text}"
               for name, text in tasks]
+    lines.append("Suite validation tasks (select on these; meta-training family: suite):")
+    lines += [f"  {name:<{width}}   {suite[name]}" for name in SUITE_VALIDATION]
+    lines.append("Suite test tasks (report only; never used to select):")
+    lines += [f"  {name:<{width}}   {suite[name]}" for name in SUITE_TEST]
     lines.append(f"Families (default training family: {TRAINING_FAMILY}):")
     lines += [f"  {name:<{width}}   {text}" for name, text in families]
     return "\n".join(lines)
@@ -42,6 +47,10 @@ def _describe_task(task) -> str:
     lines.append(f"  initial loss (init seed 0, step 0): {float(task.loss(params, 0)):.4g}")
     if task.name in VALIDATION_TASKS:
         lines.append("  held out from meta-training (validation task)")
+    if task.name in SUITE_VALIDATION:
+        lines.append("  suite validation task: used to select, never drawn by the suite family")
+    if task.name in SUITE_TEST:
+        lines.append("  suite test task: used only to report, never drawn by the suite family")
     return "\n".join(lines)
 
 

@@ -126,4 +126,7 @@ def builtin_families() -> dict:
         _quadratic_sampler((2.0, 4.0)))
     families["mixed"] = MixtureFamily("mixed", basic, "uniform mixture of quadratics, mlp_digits, "
                                       "logreg and rosenbrock")
+    from .suite import suite_families
+
+    families.update(suite_families())
     return families

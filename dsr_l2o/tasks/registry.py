@@ -9,6 +9,11 @@ Defaults for the search:
   0.5 (outside the sampled ranges), Rosenbrock is 2-d with curvature 100 (families: dim 3-8,
   curvature 5-50), the MLPs have 32 hidden units (families skip 32), breast_cancer is never a
   training dataset and no family contains a CNN.
+
+The task suite (:mod:`dsr_l2o.tasks.suite`) adds three disjoint sets of tasks of the kinds users
+train: the meta-training family ``suite``, :data:`SUITE_VALIDATION` (``val_*``, used to select)
+and :data:`SUITE_TEST` (``test_*``, used only to report); its module docstring says why they
+cannot overlap. :func:`get_task` resolves their names too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from ..errors import TaskError
 from .builtin import BUILTIN_TASKS
 from .families import MixtureFamily, builtin_families
+from .suite import SUITE_CONFIGS, SUITE_TEST, SUITE_VALIDATION, get_suite_task
 
 TRAINING_FAMILY = "mixed"
 VALIDATION_TASKS = ("quadratic_illcond", "noisy_quadratic", "rosenbrock_2d", "logreg_cancer",
@@ -31,9 +37,11 @@ def get_task(spec: str):
         from .loader import load_user_task
 
         return load_user_task(spec)
+    if spec in SUITE_CONFIGS:
+        return get_suite_task(spec)
     if spec not in BUILTIN_TASKS:
-        raise TaskError(f"unknown task {spec!r}; known tasks: {', '.join(BUILTIN_TASKS)} "
-                        "(or give 'module:attr')")
+        raise TaskError(f"unknown task {spec!r}; known tasks: {', '.join(BUILTIN_TASKS)}, the "
+                        "suite's val_* and test_* tasks (see dsr-l2o tasks) (or give 'module:attr')")
     return BUILTIN_TASKS[spec][0]()
 
 
@@ -54,6 +62,11 @@ def get_family(spec):
 def list_tasks() -> list[tuple[str, str]]:
     """``(name, one-line description)`` of every built-in task."""
     return [(name, description) for name, (_, description) in BUILTIN_TASKS.items()]
+
+
+def list_suite_tasks() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of the suite's validation tasks, then its test tasks."""
+    return [(name, SUITE_CONFIGS[name].describe()) for name in SUITE_VALIDATION + SUITE_TEST]
 
 
 def list_families() -> list[tuple[str, str]]:
