@@ -56,6 +56,10 @@ class SearchConfig:
     init_lr: float = _default("init_lr")
     temperature_start: float = _default("temperature_start")
     temperature_end: float = _default("temperature_end")
+    estimator: str = _default("estimator")
+    population: int = _default("population")
+    population_lrs: list[float] = _default("population_lrs")
+    risk_quantile: float = _default("risk_quantile")
     relaxation: str = _default("relaxation")
     second_order: bool = _default("second_order")
     root_norm: bool = _default("root_norm")
@@ -87,6 +91,7 @@ class SearchConfig:
         return self.horizon // self.unroll
 
 
+ESTIMATORS = ("truncated_backprop", "population")
 _FIELDS = {f.name: f for f in dataclasses.fields(SearchConfig)}
 
 
@@ -109,6 +114,17 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
             bad(key, f"must be a positive number, got {value!r}")
     if not isinstance(config.entropy_weight, (int, float)) or config.entropy_weight < 0:
         bad("entropy_weight", "must be a number >= 0")
+    if config.estimator not in ESTIMATORS:
+        bad("estimator", f"must be one of {', '.join(ESTIMATORS)}")
+    if isinstance(config.population, bool) or not isinstance(config.population, int) or config.population < 2:
+        bad("population", f"must be a whole number >= 2, got {config.population!r}")
+    lrs = config.population_lrs
+    if not isinstance(lrs, list) or not lrs or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in lrs):
+        bad("population_lrs", "must be a non-empty list of positive learning rates")
+    if isinstance(config.risk_quantile, bool) or not isinstance(config.risk_quantile, (int, float)) \
+            or not 0 <= config.risk_quantile < 1:
+        bad("risk_quantile", "must be a number from 0 (leave-one-out baseline) to below 1")
     if config.relaxation not in ("sampled", "soft"):
         bad("relaxation", "must be 'sampled' or 'soft'")
     if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):

@@ -60,7 +60,7 @@ class MetaTrainer:
                                           lr=config.meta_lr)
         self.schedule = temperature or self.annealed
         self.episode_offset = episode_offset
-        self.estimator = estimator or TruncatedBackprop(config, self.tracker)
+        self.estimator = estimator or make_estimator(config, self.tracker, rule.grammar)
         self.state = MetaState()
         self._episode: Episode | None = None
 
@@ -132,14 +132,28 @@ class MetaTrainer:
         """Relaxation, meta-optimizer and progress (plain tensors and numbers only)."""
         if not self.at_episode_boundary():
             raise RuntimeError("checkpoint only at an episode boundary")
-        return {"rule": self.rule.state_dict(), "optimizer": self.optimizer.state_dict(),
+        data = {"rule": self.rule.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "meta": vars(self.state).copy()}
+        if hasattr(self.estimator, "state_dict"):
+            data["estimator"] = self.estimator.state_dict()
+        return data
 
     def load_state_dict(self, data: dict) -> None:
         self.rule.load_state_dict(data["rule"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.state = MetaState(**data["meta"])
+        if hasattr(self.estimator, "load_state_dict"):
+            self.estimator.load_state_dict(data.get("estimator", {}))
         self._episode = None
+
+
+def make_estimator(config: SearchConfig, tracker: OperandTracker, grammar):
+    """The gradient estimator ``config.estimator`` names."""
+    if config.estimator == "population":
+        from .population import PopulationGradient
+
+        return PopulationGradient(config, grammar)
+    return TruncatedBackprop(config, tracker)
 
 
 def _clip(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:

@@ -119,10 +119,11 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
 
         run_meta_training(trainer, on_step, on_checkpoint)
 
-    report("phase", "meta-training done; refitting constants of the argmax rule")
-    choice = argmax_choice(rule)
-    _refit(rule, choice, family, settings, device, report)  # not checkpointed: a resume redoes it
-    result = _select(rule, grammar, validation, settings, device, report)
+    hall = getattr(trainer.estimator, "hall", None)
+    if hall is None:
+        report("phase", "meta-training done; refitting constants of the argmax rule")
+        _refit(rule, argmax_choice(rule), family, settings, device, report)  # not checkpointed: a resume redoes it
+    result = _select(rule, grammar, validation, settings, device, report, hall)
     meta = trainer.state
     result.metrics = {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,
                       "seconds": round(meta.seconds, 1), "final_meta_loss": _last_meta_loss(metrics_path),
@@ -183,7 +184,11 @@ def _refit(rule, choice, family, settings, device, report) -> None:
         report("phase", f"refit: {steps} meta-steps, mean meta-loss {sum(losses) / len(losses):.4f}")
 
 
-def _select(rule, grammar, validation, settings, device, report) -> dict:
+HALL_KEPT = 6
+"""Best samples of the population gradient's hall of fame that join the candidates."""
+
+
+def _select(rule, grammar, validation, settings, device, report, hall=None) -> SearchResult:
     from ..evaluation import EvalProtocol
     from ..formula import Formula
     from .guards import probe_operands
@@ -194,6 +199,8 @@ def _select(rule, grammar, validation, settings, device, report) -> dict:
     raw = Formula(discretisations[0].expr, grammar)
     probes = probe_operands(raw, validation[:2])
     candidates = build_candidates(discretisations, grammar, probes, simplify)
+    if hall is not None:
+        candidates += _hall_candidates(hall, grammar, probes, simplify, {c.formula.text for c in candidates})
     grid = {"lrs": tuple(settings.eval_lrs)} if settings.eval_lrs else {}
     protocol = EvalProtocol(**grid, seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
     log = lambda text: report("phase", text)  # noqa: E731
@@ -218,6 +225,21 @@ def _select(rule, grammar, validation, settings, device, report) -> dict:
         {k: _finite(v) for k, v in scorer.reference.items()}, dict(best.lrs))
     return SearchResult(best.formula, best.lr, candidates=[c.record() for c in candidates], raw_formula=best.raw_text,
                         relaxation_argmax=raw.text, stage=best.stage, grow=grown_info, validation=validation_record)
+
+
+def _hall_candidates(hall, grammar, probes, simplify, known: set[str]) -> list:
+    """The hall of fame's best samples (mean reward over the tasks each met) as candidates."""
+    from ..formula import parse_formula
+    from .guards import degenerate_reason
+    from .select import Candidate
+
+    out = []
+    for text, reward, count in hall.best(HALL_KEPT, min_count=2) or hall.best(HALL_KEPT):
+        formula = simplify(parse_formula(text, grammar))
+        if formula.text not in known:
+            known.add(formula.text)
+            out.append(Candidate(formula, text, None, degenerate_reason(formula, probes)))
+    return out
 
 
 def _score_all(candidates, scorer, log) -> list:
