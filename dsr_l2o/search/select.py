@@ -46,10 +46,11 @@ class Scorer:
     """Fair-protocol scores of formulas on validation tasks, as ratios to tuned Adam."""
 
     def __init__(self, tasks, protocol, log: Callable[[str], None]):
-        from ..evaluation import get_baseline, tune
+        from ..engine import tune_batched
+        from ..evaluation import get_baseline
 
-        self.tasks, self.protocol, self.log, self._tune = tasks, protocol, log, tune
-        self.reference = {t.name: tune(get_baseline("adam"), t, protocol).best_score for t in tasks}
+        self.tasks, self.protocol, self.log, self._tune = tasks, protocol, log, tune_batched
+        self.reference = {t.name: tune_batched(get_baseline("adam"), t, protocol).best_score for t in tasks}
 
     def score(self, candidate: Candidate) -> Candidate:
         from ..evaluation import formula_spec
