@@ -64,3 +64,19 @@ def test_a_meta_step_makes_its_best_sample_more_likely():
     fresh = MetaTrainer(RelaxedRule(GRAMMAR, depth=1), get_family("quadratics"), config, torch.device("cpu"))
     fresh.load_state_dict(state)
     assert fresh.estimator.hall.totals == trainer.estimator.hall.totals
+
+
+def test_tied_candidates_are_decided_by_simplicity_not_rounding():
+    from dsr_l2o.evaluation import EvalProtocol
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.select import Candidate, Scorer, decide
+    from dsr_l2o.tasks import get_task
+
+    protocol = EvalProtocol(lrs=(0.01, 0.1, 0.3), seeds=(0,), steps=30, extend_edges=0)
+    scorer = Scorer([get_task("noisy_quadratic")], protocol, lambda text: None)
+    simple, busy = (Candidate(parse_formula(t), t, None) for t in ("g", "g + 0.000001 * m"))
+    for c in (busy, simple):
+        scorer.score(c)
+    chosen, used = decide([busy, simple], scorer, lambda text: None)
+    assert chosen.formula.text == "g" and used.protocol.seeds == (0, 1, 2)
+    assert len(chosen.seed_logs) == 3 and chosen.spread > 0

@@ -192,7 +192,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
     from ..evaluation import EvalProtocol
     from ..formula import Formula
     from .guards import probe_operands
-    from .select import Scorer, build_candidates, snap_constants
+    from .select import Scorer, build_candidates, decide, snap_constants
 
     simplify = _simplifier()
     discretisations = top_k(rule, settings.top_k)
@@ -219,6 +219,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
         candidates += grown
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
+    best, scorer = decide(usable, scorer, log)
     best = snap_constants(best, scorer, simplify, log)
     validation_record = Validation(
         [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,

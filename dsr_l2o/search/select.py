@@ -28,6 +28,17 @@ class Candidate:
     lr: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
     lrs: dict[str, float | None] = field(default_factory=dict)
+    seed_logs: list[float] = field(default_factory=list)
+    """Per seed: the mean over tasks of log(score / Adam's), at each task's best lr."""
+
+    @property
+    def spread(self) -> float:
+        """Seed-to-seed standard deviation of :attr:`seed_logs` (0 with one seed)."""
+        n = len(self.seed_logs)
+        if n < 2 or not all(map(math.isfinite, self.seed_logs)):
+            return 0.0
+        mean = sum(self.seed_logs) / n
+        return math.sqrt(sum((x - mean) ** 2 for x in self.seed_logs) / (n - 1))
 
     def record(self) -> Record:
         """The typed record of this candidate for ``result.json``."""
@@ -56,21 +67,55 @@ class Scorer:
         from ..evaluation import formula_spec
 
         spec = formula_spec(candidate.formula)
-        logs, lrs = [], []
+        logs, lrs, per_seed = [], [], [[] for _ in self.protocol.seeds]
         for task in self.tasks:
             result = self._tune(spec, task, self.protocol)
             candidate.scores[task.name] = result.best_score
             candidate.lrs[task.name] = result.best_lr
-            ref = self.reference[task.name]
-            if not math.isfinite(result.best_score):
-                logs.append(math.inf)
-            else:
-                logs.append(math.log(max(result.best_score, 1e-12) / max(ref, 1e-12)))
+            ref = max(self.reference[task.name], 1e-12)
+            logs.append(_log_ratio(result.best_score, ref))
+            for s, score in enumerate(result.seed_scores.get(result.best_lr, [math.inf] * len(per_seed))):
+                per_seed[s].append(_log_ratio(score, ref))
             if result.best_lr:
                 lrs.append(math.log(result.best_lr))
+        candidate.seed_logs = [sum(x) / len(x) for x in per_seed]
         candidate.ratio = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else math.inf
         candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
         return candidate
+
+
+def _log_ratio(score: float, reference: float) -> float:
+    return math.log(max(score, 1e-12) / reference) if math.isfinite(score) else math.inf
+
+
+FINALIST_MARGIN = 1.25
+"""Candidates within this factor of the best validation ratio are re-scored with more seeds."""
+TIE_SEEDS = (0, 1, 2)
+
+
+def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]) -> tuple[Candidate, "Scorer"]:
+    """The chosen candidate, never by rounding: the finalists (within :data:`FINALIST_MARGIN` of
+    the best ratio) are re-scored with :data:`TIE_SEEDS`; those whose mean log ratio is within the
+    larger seed-to-seed spread of the leader's are tied, and the simplest of them wins (then the
+    shortest text). Returns the choice and the scorer its scores come from."""
+    from dataclasses import replace
+
+    best = min(usable, key=lambda c: c.ratio)
+    finalists = [c for c in usable if c.ratio <= best.ratio * FINALIST_MARGIN]
+    if len(finalists) == 1:
+        return best, scorer
+    seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + TIE_SEEDS))
+    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log)
+    rescored = [scorer.score(Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage)) for c in finalists]
+    leader = min(rescored, key=lambda c: sum(c.seed_logs) / len(c.seed_logs))
+    mean = sum(leader.seed_logs) / len(leader.seed_logs)
+    tied = [c for c in rescored
+            if sum(c.seed_logs) / len(c.seed_logs) - mean <= max(c.spread, leader.spread)]
+    chosen = min(tied, key=lambda c: (c.formula.size, len(c.formula.text), c.formula.text))
+    log(f"finalists with {len(seeds)} seeds: " + ", ".join(
+        f"{c.formula.text} {c.ratio:.4g} (spread {c.spread:.3f})" for c in rescored)
+        + f"; tied: {', '.join(c.formula.text for c in tied)}; chosen: {chosen.formula.text}")
+    return chosen, scorer
 
 
 def unit_scale(node: ex.Expr) -> ex.Expr:
