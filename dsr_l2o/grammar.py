@@ -23,6 +23,7 @@ import yaml
 
 from . import expr as ex
 from .errors import FormulaError, GrammarError
+from .limits import MAX_CONSTANT, check_formula, constant_folder, shorten
 from .operators import BUILTIN_OPERATORS, Operator
 
 BUILTIN_KINDS = ("grad", "param", "step")
@@ -30,6 +31,8 @@ OPERAND_KEYS = {"ema", "beta", "debias", "expr"}
 TOP_KEYS = {"name", "description", "operands", "unary", "binary", "constants", "operators"}
 MAX_GRAMMAR_BYTES = 100_000
 MAX_FLOW_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+"""Longest number a grammar file may write (PyYAML would otherwise build 4,000-digit integers)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,10 @@ class Grammar:
         return {name: op.arity for name, op in self.operators.items()}
 
     def parse(self, text: str) -> ex.Expr:
-        """Parse a formula over this grammar's operands and operators."""
-        return ex.parse(text, self.operands, self.arities)
+        """Parse a formula over this grammar's operands and operators (within :mod:`dsr_l2o.limits`)."""
+        tree = ex.parse(text, self.operands, self.arities)
+        check_formula(tree, self.custom, constant_folder(self.evaluate))
+        return tree
 
     def symbol(self, name: str) -> sp.Symbol:
         """The sympy symbol of an operand (non-negative where the grammar proves it)."""
@@ -339,7 +344,7 @@ class _Builder:
         clashes = set(custom_specs) & set(operand_specs)
         if clashes:
             self.fail(("operators", sorted(clashes)[0]), "names an operand too; rename one of them")
-        custom = self.build_custom(custom_specs, operators)
+        custom = self.custom = self.build_custom(custom_specs, operators)
         operands = self.build_operands(operand_specs, operators)
         unary = self.operator_list(data, "unary", 1, operators)
         binary = self.operator_list(data, "binary", 2, operators)
@@ -361,6 +366,7 @@ class _Builder:
             root = loader.get_single_node()
             self.where = _Located(root)
             self.check_structure()
+            self.check_numbers(root)
             return None if root is None else loader.construct_document(root)
         except RecursionError:
             self.fail((), "YAML nests too deeply; a grammar needs only a few levels")
@@ -370,6 +376,8 @@ class _Builder:
                               "only: strings, numbers, lists and mappings")
             self.fail_at(err.problem_mark, f"invalid YAML value ({err.problem}); use plain strings, numbers, "
                           "lists and mappings")
+        except (ValueError, OverflowError) as err:
+            self.fail((), f"a YAML value cannot be read ({shorten(err, 80)}); write plain numbers and strings")
         except yaml.reader.ReaderError as err:
             line = self.text[: err.position].count("\n")
             self.fail_at(yaml.Mark("", err.position, line, -1, None, None), f"character {chr(err.character)!r} is not allowed in YAML; "
@@ -380,6 +388,18 @@ class _Builder:
         finally:
             if loader is not None:
                 loader.dispose()
+
+    def check_numbers(self, root):
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(part for pair in node.value for part in pair)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+            elif node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(node.value) > MAX_NUMBER_CHARS:
+                self.fail_at(node.start_mark, f"number {shorten(node.value)} is longer than {MAX_NUMBER_CHARS} "
+                             "characters; write it with an exponent, e.g. 1e-8")
 
     def check_structure(self):
         if self.where.duplicate:
@@ -439,9 +459,17 @@ class _Builder:
         custom = {}
         for name in nx.lexicographical_topological_sort(graph, key=list(specs).index):
             args = specs[name][0]
+            self.within_limits(("operators", name, "expr"), bodies[name], custom, operators, args)
             operators[name] = _custom_operator(name, args, bodies[name], dict(operators))
             custom[name] = (args, bodies[name])
         return custom
+
+    def within_limits(self, path, body, custom, operators, args=()):
+        helper = Grammar("limits", {}, (), (), (), dict(operators))
+        try:
+            check_formula(body, custom, constant_folder(helper.evaluate), args)
+        except FormulaError as err:
+            self.fail(path, str(err))
 
     def build_operands(self, specs, operators) -> dict[str, Operand]:
         arities = {n: op.arity for n, op in operators.items()}
@@ -470,13 +498,15 @@ class _Builder:
             kind = "ema" if "ema" in spec else "expr"
             text = spec[kind]
             if isinstance(text, (int, float)) and not isinstance(text, bool):
-                text = ex.format_number(float(text)) if math.isfinite(text) else None
+                number = _number(text)
+                text = ex.format_number(number) if number is not None and math.isfinite(number) else None
             if not isinstance(text, str):
                 self.fail(path + (kind,), "must be a formula string over the other operands, e.g. \"g**2\"")
             try:
                 body = ex.parse(text, specs.keys(), arities)
             except FormulaError as err:
                 self.fail(path + (kind,), str(err))
+            self.within_limits(path + (kind,), body, self.custom, operators)
             for dep in ex.variables(body):
                 graph.add_edge(dep, name)
             parsed[name] = (kind, body)
@@ -529,6 +559,8 @@ class _Builder:
             number = _number(v)
             if number is None or not math.isfinite(number):
                 self.fail(("constants", i), f"{v!r} is not a finite number; write numbers such as 1, 0.5 or 1e-8")
+            if abs(number) > MAX_CONSTANT:
+                self.fail(("constants", i), f"{shorten(v)} is larger than {MAX_CONSTANT:g} in magnitude; rescale it")
             if number in numbers:
                 self.fail(("constants", i), f"lists the value {ex.format_number(number)} twice; remove the duplicate")
             numbers.append(number)

@@ -93,6 +93,11 @@ def _exp(x: float) -> float:
     return 0.0 if x == float("-inf") else (float("inf") if x > 700 else math.exp(x))
 
 
+def _raised(latex: str, exp) -> str:
+    """``latex`` raised to the power ``exp`` (sympy passes ``exp`` when it prints ``f(x)**n``)."""
+    return latex if exp is None else r"\left(%s\right)^{%s}" % (latex, exp)
+
+
 def _nan_product(x: float, y: float) -> bool:
     return (x == 0 and abs(y) == float("inf")) or (y == 0 and abs(x) == float("inf"))
 
@@ -116,8 +121,8 @@ class ClampedExp(sp.Function):
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return r"\exp\left(%s\right)" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _raised(r"\exp\left(%s\right)" % printer._print(self.args[0]), exp)
 
     def expand_guard(self):
         return sp.exp(sp.Min(self.args[0], EXP_MAX))
@@ -142,8 +147,8 @@ class LogAbs(sp.Function):
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return r"\log\left|%s\right|" % printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _raised(r"\log\left|%s\right|" % printer._print(self.args[0]), exp)
 
     def expand_guard(self):
         return sp.log(sp.Max(sp.Abs(self.args[0]), TINY))
@@ -170,8 +175,8 @@ class SafeDiv(sp.Function):
     def _eval_is_real(self):
         return fuzzy_and(a.is_real for a in self.args)
 
-    def _latex(self, printer):
-        return r"\frac{%s}{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
+    def _latex(self, printer, exp=None):
+        return _raised(r"\frac{%s}{%s}" % (printer._print(self.args[0]), printer._print(self.args[1])), exp)
 
     def expand_guard(self):
         x, y = self.args
@@ -194,8 +199,8 @@ class SafePow(sp.Function):
     def _eval_is_positive(self):
         return True
 
-    def _latex(self, printer):
-        return r"\left|%s\right|^{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
+    def _latex(self, printer, exp=None):
+        return _raised(r"\left|%s\right|^{%s}" % (printer._print(self.args[0]), printer._print(self.args[1])), exp)
 
     def expand_guard(self):
         x, y = self.args

@@ -8,6 +8,7 @@ operands the formula needs. Its steps equal :class:`dsr_l2o.optimizer.SymbolicOp
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import math
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from ..notation import latex, operand_latex
 from ..safe_sympy import EXP_MAX, TINY, ClampedExp, LogAbs, SafeDiv, SafePow
 
 _RESERVED = {"torch", "self", "closure", "loss", "group", "p", "state", "lr", "weight_decay", "step",
-             "update", "safe_div"}
+             "update", "safe_div"} | set(dir(builtins))
 
 _HELPERS = {
     "safe_div": f'''def safe_div(x, y):
