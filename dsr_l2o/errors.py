@@ -36,3 +36,9 @@ class ConfigError(DsrError):
 
 class ResultError(DsrError):
     """A result directory is missing or incomplete."""
+
+
+class SearchInterrupted(DsrError):
+    """A search stopped by Ctrl-C; the message says how to resume it (the CLI exits 130)."""
+
+    exit_code = 130

@@ -691,6 +691,11 @@ def _looks_like_yaml_text(text: str) -> bool:
     return "\n" in text or bool(re.search(r":(\s|$)|^\s*\{", text))
 
 
+def grammar_from_text(text: str, origin: str | Path) -> Grammar:
+    """Load grammar YAML ``text`` as if read from the file ``origin`` (its name and messages use it)."""
+    return _Builder(text, str(origin)).load()
+
+
 def load_grammar(path_or_text: str | Path | Grammar | None = None) -> Grammar:
     """Load a grammar from a YAML file path, YAML text, or ``None`` for the default grammar.
 
