@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DsrError, ResultError
+from .errors import DsrError, ResultError, shorten
 from .formula import Formula, parse_formula
 from .grammar import Grammar, load_grammar
 
@@ -41,12 +42,27 @@ def read_json(path: Path, what: str) -> dict:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ResultError(f"{path}: larger than 50 MB; not a {what}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultError(f"{path}: not valid JSON ({err}); re-run the search or fix the file") from None
+        data = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int, parse_constant=_json_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ResultError(f"{path}: not valid JSON ({shorten(err, 120)}); re-run the search or fix the file") from None
+    except RecursionError:
+        raise ResultError(f"{path}: JSON nests too deeply; not a {what}") from None
     if not isinstance(data, dict):
         raise ResultError(f"{path}: must hold a JSON object, not {type(data).__name__}")
     return data
+
+
+MAX_JSON_INT_DIGITS = 300
+
+
+def _json_int(text: str) -> int | float:
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"a number with {len(text)} digits")
+    return int(text)
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_result(directory: str | Path) -> SearchResult:
@@ -78,4 +94,5 @@ def load_result(directory: str | Path) -> SearchResult:
         raise ResultError(f"{result_path}: formula {data['formula']!r} does not parse: {err}") from None
     lr = data.get("lr")
     lr = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
+    lr = lr if lr is not None and math.isfinite(lr) else None
     return SearchResult(directory, formula, grammar, lr, data)
