@@ -311,14 +311,14 @@ class _Builder:
 
     def fail(self, path, message: str):
         line = self.where.line(path) or 1
-        key = ".".join(str(p) for p in path) or "(top level)"
+        key = shorten(".".join(str(p) for p in path), 80) or "(top level)"
         raise GrammarError(f"{self.origin}:{line}: {key}: {message}") from None
 
     def fail_at(self, mark, message: str):
         line = mark.line + 1 if mark else None
         path = self.where.key_at(line, mark.column) if mark else None
         key = ".".join(str(p) for p in path) if path else _key_on_line(self.text, line)
-        raise GrammarError(f"{self.origin}:{line or 1}: {key or '(top level)'}: {message}") from None
+        raise GrammarError(f"{self.origin}:{line or 1}: {shorten(key, 80) or '(top level)'}: {message}") from None
 
     def load(self) -> Grammar:
         data = self.read_yaml()
@@ -485,7 +485,7 @@ class _Builder:
                 parsed[name] = (spec, None)
                 continue
             if isinstance(spec, str):
-                self.fail(path, f"unknown built-in {spec!r}; use one of {', '.join(BUILTIN_KINDS)} or a "
+                self.fail(path, f"unknown built-in {shorten(repr(spec))}; use one of {', '.join(BUILTIN_KINDS)} or a "
                           f"mapping with 'ema' or 'expr'{_suggest(spec, BUILTIN_KINDS)}")
             if not isinstance(spec, dict):
                 self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B} or {expr: EXPR}")
@@ -542,7 +542,7 @@ class _Builder:
         for i, name in enumerate(names):
             if not isinstance(name, str) or name not in operators:
                 known = [n for n, op in operators.items() if op.arity == arity]
-                self.fail((key, i), f"unknown operator {name!r}; known {key} operators: {', '.join(known)}"
+                self.fail((key, i), f"unknown operator {shorten(repr(name))}; known {key} operators: {', '.join(known)}"
                           f"{_suggest(name, known)}")
             if operators[name].arity != arity:
                 self.fail((key, i), f"{name!r} takes {operators[name].arity} argument(s); list it under "
@@ -558,7 +558,7 @@ class _Builder:
         for i, v in enumerate(values):
             number = _number(v)
             if number is None or not math.isfinite(number):
-                self.fail(("constants", i), f"{v!r} is not a finite number; write numbers such as 1, 0.5 or 1e-8")
+                self.fail(("constants", i), f"{shorten(repr(v))} is not a finite number; write numbers such as 1, 0.5 or 1e-8")
             if abs(number) > MAX_CONSTANT:
                 self.fail(("constants", i), f"{shorten(v)} is larger than {MAX_CONSTANT:g} in magnitude; rescale it")
             if number in numbers:
@@ -570,7 +570,7 @@ class _Builder:
         if isinstance(name, bool):
             self.fail(path, f"YAML reads this name as {str(name).lower()}; quote it (e.g. 'on': grad)")
         if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
-            self.fail(path, f"{name!r} is not a valid name; use letters, digits and '_' (not first a digit)")
+            self.fail(path, f"{shorten(repr(name))} is not a valid name; use letters, digits and '_' (not first a digit)")
         if keyword.iskeyword(name):
             self.fail(path, f"{name!r} is a Python keyword, which exported code cannot use; rename it, e.g. {name}_")
         if name.startswith("__"):

@@ -16,15 +16,16 @@ from typing import Mapping
 from . import expr as ex
 from .errors import FormulaError, shorten
 
-MAX_EXPANDED_NODES = 4000
+MAX_EXPANDED_NODES = 2000
 """Most nodes a formula may have once every custom operator call is replaced by its body."""
 MAX_EXPANDED_DEPTH = 64
 """Deepest tree a formula may have once custom operators are expanded."""
 MAX_EXPONENT = 64
 """Largest total exact exponent: the product of ``** n`` and ``square`` along a path, and the
 largest constant exponent of ``pow``."""
-MAX_CONSTANT = 1e100
-"""Largest magnitude of a number or of a constant subexpression (``10**8``) once folded."""
+MAX_CONSTANT = 1e30
+"""Largest magnitude of a number or of a constant subexpression (``10**8``) once folded: it must fit
+in float32 (3.4e38), which optimizers may run in."""
 _CAP = 10**12
 
 
@@ -115,6 +116,7 @@ def check_formula(tree: ex.Expr, custom: Mapping[str, tuple[tuple[str, ...], ex.
         raise FormulaError(f"formula raises a value to a total power above {MAX_EXPONENT} "
                            "(nested ** and square multiply); use a smaller power")
     _check_constants(tree, fold)
+    _Coefficients(custom or {}).walk(tree, {})
 
 
 def _check_constants(tree: ex.Expr, fold) -> None:
@@ -128,6 +130,49 @@ def _check_constants(tree: ex.Expr, fold) -> None:
                                    "in magnitude once folded; rescale the formula")
             continue
         stack.extend(node.args if isinstance(node, ex.Call) else (node.base,) if isinstance(node, ex.Power) else ())
+
+
+class _Coefficients:
+    """Bounds ``(hi, lo)`` on log10 of the numeric factor sympy may fold out of each subtree
+    (``(1e20 * g) * 1e20`` becomes ``1e40*g``); every one must stay within MAX_CONSTANT."""
+
+    LIMIT = math.log10(MAX_CONSTANT)
+    SCALE = {"neg": 1.0, "abs": 1.0, "sqrt": 0.5, "square": 2.0}
+
+    def __init__(self, custom):
+        self.custom = custom
+
+    def walk(self, node: ex.Expr, env) -> tuple[float, float]:
+        if isinstance(node, ex.Num):
+            magnitude = math.log10(abs(node.value)) if node.value else 0.0
+            bounds = (magnitude, magnitude)
+        elif isinstance(node, ex.Var):
+            bounds = env.get(node.name, (0.0, 0.0))
+        elif isinstance(node, ex.Power):
+            hi, lo = self.walk(node.base, env)
+            bounds = (node.exponent * hi, node.exponent * lo)
+        else:
+            args = [self.walk(a, env) for a in node.args]
+            bounds = self.call(node.op, args)
+        if bounds[0] > self.LIMIT + 1e-9:
+            raise FormulaError(f"constant factors multiply to more than {MAX_CONSTANT:g} in "
+                               f"{shorten(ex.to_text(node), 60)}; rescale the formula")
+        return bounds
+
+    def call(self, op, args):
+        if op in self.custom:
+            names, body = self.custom[op]
+            return self.walk(body, dict(zip(names, args)))
+        if op in self.SCALE:
+            k = self.SCALE[op]
+            return (k * args[0][0], k * args[0][1])
+        if op == "mul":
+            return (args[0][0] + args[1][0], args[0][1] + args[1][1])
+        if op == "div":
+            return (args[0][0] - args[1][1], args[0][1] - args[1][0])
+        if op in ("add", "sub", "max", "min"):
+            return (max(a[0] for a in args), min(a[1] for a in args))
+        return (0.0, 0.0)
 
 
 def constant_folder(evaluate):
