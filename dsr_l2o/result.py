@@ -91,7 +91,7 @@ def load_result(directory: str | Path) -> SearchResult:
     try:
         formula = parse_formula(data["formula"], grammar)
     except DsrError as err:
-        raise ResultError(f"{result_path}: formula {data['formula']!r} does not parse: {err}") from None
+        raise ResultError(f"{result_path}: formula {shorten(repr(data['formula']), 60)} does not parse: {err}") from None
     lr = data.get("lr")
     lr = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
     lr = lr if lr is not None and math.isfinite(lr) else None

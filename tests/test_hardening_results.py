@@ -77,3 +77,21 @@ def test_symlinked_plot_is_not_exported(tmp_path):
     assert not (tmp_path / "site" / "meta_loss.png").exists()
     assert (tmp_path / "site" / "real.png").read_bytes() == b"\x89PNG real"
     assert not list((tmp_path / "site").glob(".*.tmp"))
+
+
+def test_long_formula_that_does_not_parse_is_shortened(tmp_path):
+    run = _result_dir(tmp_path, json.dumps({"formula": "g + " + "q" * 9000, "lr": 0.1}))
+    message = _load_error(run)
+    assert "does not parse" in message and "characters)" in message
+
+
+def test_softsign_nested_16_deep_in_a_result_is_rejected_quickly(tmp_path):
+    import time
+
+    text = "g"
+    for _ in range(16):
+        text = f"softsign({text})"
+    run = _result_dir(tmp_path, json.dumps({"formula": text, "lr": 0.1}))
+    start = time.perf_counter()
+    assert "once custom operators expand" in _load_error(run)
+    assert time.perf_counter() - start < 2
