@@ -1,8 +1,9 @@
 """A wall-clock budget for symbolic work (sympy can take minutes on short, valid formulas).
 
 ``with time_budget(5):`` raises :class:`BudgetExceeded` inside the block once 5 s have passed.
-It uses ``SIGALRM`` and so works in the main thread of a Unix process; elsewhere (threads,
-Windows) the block runs unbounded and the size limits of :mod:`dsr_l2o.limits` are the bound.
+It uses ``SIGALRM`` and so works in the main thread of a Unix process whose own interval timer
+is not running; elsewhere (threads, Windows, a program with its own alarm) the block runs
+unbounded and the size limits of :mod:`dsr_l2o.limits` are the bound.
 Budgets nest: an inner budget never outlasts an outer one.
 """
 
@@ -47,8 +48,8 @@ def _arm() -> None:
 @contextmanager
 def time_budget(seconds: float) -> Iterator[None]:
     """Run the block for at most ``seconds`` (raises :class:`BudgetExceeded` when it is spent)."""
-    if not _can_alarm():
-        yield
+    if not _can_alarm() or (not _deadlines and signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        yield  # no SIGALRM here, or the program runs its own timer: leave it alone
         return
     deadline = time.monotonic() + seconds
     if _deadlines:

@@ -129,3 +129,22 @@ def test_time_budget_nests_and_restores_the_alarm():
                     sp.Integer(3) ** 5
     assert signal.getsignal(signal.SIGALRM) == before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_time_budget_leaves_a_running_program_timer_alone():
+    import signal
+
+    from dsr_l2o.budget import time_budget
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with time_budget(0.01):
+            sp.Integer(3) ** 5
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+        time.sleep(0.4)
+        assert fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
