@@ -262,7 +262,7 @@ def write_report(path: Path, args, tally: Tally, seconds: float, formula_seconds
         f"Machine: {cpu_name()} (shared with other jobs); Python {platform.python_version()}, torch {torch.__version__}.",
         "",
         "Each formula runs parse, sympy form, LaTeX, evaluation and the text round trip "
-        f"(and `simplify` for every {args.simplify_every}th); each grammar runs `load_grammar`, then up to three "
+        f"(and `simplify` for one in every {args.simplify_every}); each grammar runs `load_grammar`, then up to three "
         "formulas of its own and, for some, an exported torch optimizer's first step. "
         "An *error* is a one-line `DsrError` (the intended answer to bad input); a *traceback* is anything else; "
         f"a *hang* is an input over {HANG_SECONDS:g} s.",
