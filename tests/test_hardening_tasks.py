@@ -80,3 +80,37 @@ def test_empty_parameter_list():
 def test_divergence_later_is_still_a_diverged_run():
     run = train(get_baseline("sgd"), UserTask(), 100.0, 0, 20)
     assert run.diverged
+
+
+BROKEN_MODULE = '''
+import torch
+
+
+class Broken:
+    name, steps, seed = "broken", 20, 0
+
+    def init(self, seed):
+        return [torch.ones(3)]
+
+    def loss(self, params, step):
+        return (params[0] ** 2).sum() * float("nan")
+
+    def to(self, device):
+        return self
+
+
+broken = Broken()
+'''
+
+
+def test_search_reports_a_broken_validation_task_not_run_longer(tmp_path, monkeypatch):
+    from dsr_l2o.search import search
+
+    (tmp_path / "broken_tasks.py").write_text(BROKEN_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TaskError) as info:
+        search(out=tmp_path / "run", tasks="quadratics", validation_tasks=["broken_tasks:broken"], meta_steps=2,
+               unroll=5, horizon=10, top_k=1, eval_lrs=[0.01], eval_seeds=[0], eval_steps=10, device="cpu",
+               grow=False)
+    message = str(info.value)
+    assert "task 'broken'" in message and "the task is broken" in message and "--meta-steps" not in message
