@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Union
 
-from .errors import FormulaError
+from .errors import FormulaError, shorten
 
 MAX_FORMULA_CHARS = 10_000
 MAX_DEPTH = 100
@@ -98,14 +98,14 @@ class _Parser:
     def expect(self, value: str) -> None:
         kind, tok, col = self.take()
         if tok != value or kind != "op":
-            found = "the end" if kind == "end" else repr(tok)
+            found = "the end" if kind == "end" else repr(shorten(tok))
             raise FormulaError(f"expected {value!r} at column {col} but found {found}; check the parentheses")
 
     def parse(self) -> Expr:
         expr = self.sum()
         kind, tok, col = self.peek()
         if kind != "end":
-            raise FormulaError(f"unexpected {tok!r} at column {col}; is an operator missing?")
+            raise FormulaError(f"unexpected {shorten(tok)!r} at column {col}; is an operator missing?")
         return expr
 
     def nested(self):
@@ -162,7 +162,7 @@ class _Parser:
         if kind == "num":
             value = float(tok)
             if not math.isfinite(value):
-                raise FormulaError(f"number {tok!r} at column {col} is not finite")
+                raise FormulaError(f"number {shorten(tok)!r} at column {col} is not finite")
             return Num(value)
         if kind == "name":
             if self.peek()[1] == "(":
@@ -170,7 +170,7 @@ class _Parser:
             if tok not in self.names:
                 hint = f"; known operands: {', '.join(sorted(self.names))}" if self.names else ""
                 what = "operator (call it with parentheses)" if tok in self.arities else "name"
-                raise FormulaError(f"unknown {what} {tok!r} at column {col}{hint}")
+                raise FormulaError(f"unknown {what} {shorten(tok)!r} at column {col}{hint}")
             return Var(tok)
         if tok == "(":
             self.nested()
@@ -178,13 +178,13 @@ class _Parser:
             self.depth -= 1
             self.expect(")")
             return inner
-        found = "the end of the formula" if kind == "end" else repr(tok)
+        found = "the end of the formula" if kind == "end" else repr(shorten(tok))
         raise FormulaError(f"expected a number, name or '(' at column {col} but found {found}")
 
     def call(self, name: str, col: int) -> Expr:
         if name not in self.arities:
             known = ", ".join(sorted(self.arities))
-            raise FormulaError(f"unknown operator {name!r} at column {col}; known operators: {known}")
+            raise FormulaError(f"unknown operator {shorten(name)!r} at column {col}; known operators: {known}")
         self.expect("(")
         self.nested()
         args = [self.sum()]

@@ -22,6 +22,7 @@ import yaml
 
 from . import expr as ex
 from .errors import FormulaError, GrammarError
+from .limits import MAX_CONSTANT, check_formula, constant_folder, shorten
 from .operators import BUILTIN_OPERATORS, Operator
 from .resources import data_path, is_file
 
@@ -30,6 +31,8 @@ OPERAND_KEYS = {"ema", "beta", "debias", "expr"}
 TOP_KEYS = {"name", "description", "operands", "unary", "binary", "constants", "operators"}
 MAX_GRAMMAR_BYTES = 100_000
 MAX_FLOW_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+"""Longest number a grammar file may write (PyYAML would otherwise build 4,000-digit integers)."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,10 @@ class Grammar:
         return {name: op.arity for name, op in self.operators.items()}
 
     def parse(self, text: str) -> ex.Expr:
-        """Parse a formula over this grammar's operands and operators."""
-        return ex.parse(text, self.operands, self.arities)
+        """Parse a formula over this grammar's operands and operators (within :mod:`dsr_l2o.limits`)."""
+        tree = ex.parse(text, self.operands, self.arities)
+        check_formula(tree, self.custom, constant_folder(self.evaluate))
+        return tree
 
     def symbol(self, name: str) -> sp.Symbol:
         """The sympy symbol of an operand (non-negative where the grammar proves it)."""
@@ -292,14 +297,14 @@ class _Builder:
 
     def fail(self, path, message: str):
         line = self.where.line(path) or 1
-        key = ".".join(str(p) for p in path) or "(top level)"
+        key = shorten(".".join(str(p) for p in path), 80) or "(top level)"
         raise GrammarError(f"{self.origin}:{line}: {key}: {message}") from None
 
     def fail_at(self, mark, message: str):
         line = mark.line + 1 if mark else None
         path = self.where.key_at(line, mark.column) if mark else None
         key = ".".join(str(p) for p in path) if path else _key_on_line(self.text, line)
-        raise GrammarError(f"{self.origin}:{line or 1}: {key or '(top level)'}: {message}") from None
+        raise GrammarError(f"{self.origin}:{line or 1}: {shorten(key, 80) or '(top level)'}: {message}") from None
 
     def load(self) -> Grammar:
         data = self.read_yaml()
@@ -325,7 +330,7 @@ class _Builder:
         clashes = set(custom_specs) & set(operand_specs)
         if clashes:
             self.fail(("operators", sorted(clashes)[0]), "names an operand too; rename one of them")
-        custom = self.build_custom(custom_specs, operators)
+        custom = self.custom = self.build_custom(custom_specs, operators)
         operands = self.build_operands(operand_specs, operators)
         unary = self.operator_list(data, "unary", 1, operators)
         binary = self.operator_list(data, "binary", 2, operators)
@@ -347,6 +352,7 @@ class _Builder:
             root = loader.get_single_node()
             self.where = _Located(root)
             self.check_structure()
+            self.check_numbers(root)
             return None if root is None else loader.construct_document(root)
         except RecursionError:
             self.fail((), "YAML nests too deeply; a grammar needs only a few levels")
@@ -356,6 +362,8 @@ class _Builder:
                               "only: strings, numbers, lists and mappings")
             self.fail_at(err.problem_mark, f"invalid YAML value ({err.problem}); use plain strings, numbers, "
                           "lists and mappings")
+        except (ValueError, OverflowError) as err:
+            self.fail((), f"a YAML value cannot be read ({shorten(err, 80)}); write plain numbers and strings")
         except yaml.reader.ReaderError as err:
             line = self.text[: err.position].count("\n")
             self.fail_at(yaml.Mark("", err.position, line, -1, None, None), f"character {chr(err.character)!r} is not allowed in YAML; "
@@ -366,6 +374,18 @@ class _Builder:
         finally:
             if loader is not None:
                 loader.dispose()
+
+    def check_numbers(self, root):
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(part for pair in node.value for part in pair)
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+            elif node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(node.value) > MAX_NUMBER_CHARS:
+                self.fail_at(node.start_mark, f"number {shorten(node.value)} is longer than {MAX_NUMBER_CHARS} "
+                             "characters; write it with an exponent, e.g. 1e-8")
 
     def check_structure(self):
         if self.where.duplicate:
@@ -425,9 +445,17 @@ class _Builder:
         custom = {}
         for name in nx.lexicographical_topological_sort(graph, key=list(specs).index):
             args = specs[name][0]
+            self.within_limits(("operators", name, "expr"), bodies[name], custom, operators, args)
             operators[name] = _custom_operator(name, args, bodies[name], dict(operators))
             custom[name] = (args, bodies[name])
         return custom
+
+    def within_limits(self, path, body, custom, operators, args=()):
+        helper = Grammar("limits", {}, (), (), (), dict(operators))
+        try:
+            check_formula(body, custom, constant_folder(helper.evaluate), args)
+        except FormulaError as err:
+            self.fail(path, str(err))
 
     def build_operands(self, specs, operators) -> dict[str, Operand]:
         arities = {n: op.arity for n, op in operators.items()}
@@ -443,7 +471,7 @@ class _Builder:
                 parsed[name] = (spec, None)
                 continue
             if isinstance(spec, str):
-                self.fail(path, f"unknown built-in {spec!r}; use one of {', '.join(BUILTIN_KINDS)} or a "
+                self.fail(path, f"unknown built-in {shorten(repr(spec))}; use one of {', '.join(BUILTIN_KINDS)} or a "
                           f"mapping with 'ema' or 'expr'{_suggest(spec, BUILTIN_KINDS)}")
             if not isinstance(spec, dict):
                 self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B} or {expr: EXPR}")
@@ -456,13 +484,15 @@ class _Builder:
             kind = "ema" if "ema" in spec else "expr"
             text = spec[kind]
             if isinstance(text, (int, float)) and not isinstance(text, bool):
-                text = ex.format_number(float(text)) if math.isfinite(text) else None
+                number = _number(text)
+                text = ex.format_number(number) if number is not None and math.isfinite(number) else None
             if not isinstance(text, str):
                 self.fail(path + (kind,), "must be a formula string over the other operands, e.g. \"g**2\"")
             try:
                 body = ex.parse(text, specs.keys(), arities)
             except FormulaError as err:
                 self.fail(path + (kind,), str(err))
+            self.within_limits(path + (kind,), body, self.custom, operators)
             for dep in ex.variables(body):
                 graph.add_edge(dep, name)
             parsed[name] = (kind, body)
@@ -498,7 +528,7 @@ class _Builder:
         for i, name in enumerate(names):
             if not isinstance(name, str) or name not in operators:
                 known = [n for n, op in operators.items() if op.arity == arity]
-                self.fail((key, i), f"unknown operator {name!r}; known {key} operators: {', '.join(known)}"
+                self.fail((key, i), f"unknown operator {shorten(repr(name))}; known {key} operators: {', '.join(known)}"
                           f"{_suggest(name, known)}")
             if operators[name].arity != arity:
                 self.fail((key, i), f"{name!r} takes {operators[name].arity} argument(s); list it under "
@@ -514,7 +544,9 @@ class _Builder:
         for i, v in enumerate(values):
             number = _number(v)
             if number is None or not math.isfinite(number):
-                self.fail(("constants", i), f"{v!r} is not a finite number; write numbers such as 1, 0.5 or 1e-8")
+                self.fail(("constants", i), f"{shorten(repr(v))} is not a finite number; write numbers such as 1, 0.5 or 1e-8")
+            if abs(number) > MAX_CONSTANT:
+                self.fail(("constants", i), f"{shorten(v)} is larger than {MAX_CONSTANT:g} in magnitude; rescale it")
             if number in numbers:
                 self.fail(("constants", i), f"lists the value {ex.format_number(number)} twice; remove the duplicate")
             numbers.append(number)
@@ -524,7 +556,7 @@ class _Builder:
         if isinstance(name, bool):
             self.fail(path, f"YAML reads this name as {str(name).lower()}; quote it (e.g. 'on': grad)")
         if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
-            self.fail(path, f"{name!r} is not a valid name; use letters, digits and '_' (not first a digit)")
+            self.fail(path, f"{shorten(repr(name))} is not a valid name; use letters, digits and '_' (not first a digit)")
         if keyword.iskeyword(name):
             self.fail(path, f"{name!r} is a Python keyword, which exported code cannot use; rename it, e.g. {name}_")
         if name.startswith("__"):
@@ -622,6 +654,11 @@ def _read_grammar_file(path: Path) -> str:
 
 def _looks_like_yaml_text(text: str) -> bool:
     return "\n" in text or bool(re.search(r":(\s|$)|^\s*\{", text))
+
+
+def grammar_from_text(text: str, origin: str | Path) -> Grammar:
+    """Load grammar YAML ``text`` as if read from the file ``origin`` (its name and messages use it)."""
+    return _Builder(text, str(origin)).load()
 
 
 def load_grammar(path_or_text: str | Path | Grammar | None = None) -> Grammar:

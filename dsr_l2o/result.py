@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import DsrError, ResultError
+from .errors import DsrError, ResultError, shorten
 from .formula import Formula, parse_formula
 from .grammar import Grammar, load_grammar
 
@@ -254,12 +254,27 @@ def read_json(path: Path, what: str) -> dict:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ResultError(f"{path}: larger than 50 MB; not a {what}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultError(f"{path}: not valid JSON ({err}); re-run the search or fix the file") from None
+        data = json.loads(path.read_text(encoding="utf-8"), parse_int=_json_int, parse_constant=_json_constant)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ResultError(f"{path}: not valid JSON ({shorten(err, 120)}); re-run the search or fix the file") from None
+    except RecursionError:
+        raise ResultError(f"{path}: JSON nests too deeply; not a {what}") from None
     if not isinstance(data, dict):
         raise ResultError(f"{path}: must hold a JSON object, not {type(data).__name__}")
     return data
+
+
+MAX_JSON_INT_DIGITS = 300
+
+
+def _json_int(text: str) -> int | float:
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"a number with {len(text)} digits")
+    return int(text)
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def save_result(result: RuleResult, directory: str | Path) -> RuleResult:
@@ -299,7 +314,7 @@ def load_result(directory: str | Path) -> RuleResult:
     try:
         formula = parse_formula(data["formula"], grammar)
     except DsrError as err:
-        raise ResultError(f"{result_path}: formula {data['formula']!r} does not parse: {err}") from None
+        raise ResultError(f"{result_path}: formula {shorten(repr(data['formula']), 60)} does not parse: {err}") from None
     cls = ROUTES.get(data.get("route"), SearchResult)
     return cls.from_json(data, formula, directory)
 

@@ -34,7 +34,10 @@ def bounds(expr: sp.Expr) -> tuple[float, float]:
         v = float(expr)
         return v, v
     if expr.is_number and expr.is_real:
-        v = float(expr.evalf())
+        try:
+            v = float(expr.evalf())
+        except (TypeError, ValueError):
+            v = math.nan
         if math.isfinite(v):
             return v - abs(v) * 1e-14, v + abs(v) * 1e-14
     form = FORMS.get(type(expr))
@@ -177,6 +180,17 @@ class SafeDen(sp.Function):
 
 
 GUARDED = (ClampedExp, LogAbs, SafeDiv, SafePow)
+
+
+def _eval_evalf(self, prec):
+    """Numbers through the plain-sympy form, so guarded constants compare (``Min``/``Max``) and convert."""
+    from sympy.core.evalf import prec_to_dps
+
+    return self.expand_guard().evalf(prec_to_dps(prec))
+
+
+for _guarded in GUARDED:
+    _guarded._eval_evalf = _eval_evalf
 
 
 def expand_guards(expr: sp.Expr) -> sp.Expr:

@@ -15,7 +15,8 @@ import sympy as sp
 import torch
 
 from . import expr as ex
-from .errors import FormulaError
+from .budget import within_budget
+from .errors import FormulaError, shorten
 from .formula import Formula
 from .grammar import Grammar
 from .layout import is_step
@@ -54,18 +55,23 @@ def simplify(formula: Formula, verify: bool = True) -> Formula:
     the fewest nodes wins, the original on ties. With ``verify`` a candidate must also give the same
     values as the original on random operand values (a guard against sympy surprises).
     """
+    found = [formula]
+    return within_budget(lambda: _simplest(formula, verify, found), lambda: found[-1],
+                         f"simplifying {shorten(formula.text, 60)!r}")
+
+
+def _simplest(formula: Formula, verify: bool, found: list[Formula]) -> Formula:
     grammar = formula.grammar
     allowed = allowed_operators(grammar) | ex.operators_used(formula.expr)
-    best = formula
     for candidate in _sympy_candidates(formula.sympy):
         try:
             tree = from_sympy(candidate, grammar, allowed)
             simplified = Formula(grammar.parse(ex.to_text(tree)), grammar)
-        except FormulaError:
+        except (FormulaError, RecursionError, OverflowError, ValueError):
             continue
-        if simplified.size < best.size and (not verify or same_values(formula, simplified)):
-            best = simplified
-    return best
+        if simplified.size < found[-1].size and (not verify or same_values(formula, simplified)):
+            found.append(simplified)
+    return found[-1]
 
 
 def whole_floats_to_integers(expression: sp.Expr) -> sp.Expr:

@@ -77,33 +77,79 @@ def _cli(*args, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    config = _tiny_config(tmp_path / "tiny.yaml", meta_steps=16)
-    full = _cli("search", "--config", str(config), "--out", "full", "--quiet", cwd=tmp_path)
-    assert full.wait(timeout=300) == 0, full.stdout.read().decode()
+KILL_SETTINGS = dict(meta_steps=12, grow=False, eval_steps=30)
 
-    killed = _cli("search", "--config", str(config), "--out", "killed", "--quiet", cwd=tmp_path)
-    metrics = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 200
-    while time.time() < deadline:
-        if (tmp_path / "killed" / "checkpoint.pt").exists() and metrics.exists() and \
-                len(metrics.read_text().splitlines()) >= 7:
-            break
-        time.sleep(0.05)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The result of a tiny search run to the end, for the kill-and-resume tests to match."""
+    root = tmp_path_factory.mktemp("kill")
+    (root / "small.yaml").write_text(SMALL_GRAMMAR)
+    config = _tiny_config(root / "tiny.yaml", **KILL_SETTINGS)
+    full = _cli("search", "small.yaml", "--config", str(config), "--out", "full", "--quiet", cwd=root)
+    assert full.wait(timeout=300) == 0, full.stdout.read().decode()
+    return root, config, json.loads((root / "full" / "result.json").read_text())
+
+
+def _wait_for(condition, timeout=200):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not condition():
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["meta_step", "selection"])
+def test_resume_after_kill_matches_uninterrupted_run(uninterrupted, when, tmp_path):
+    import random
+
+    root, config, a = uninterrupted
+    out = tmp_path / "killed"
+    killed = _cli("search", str(root / "small.yaml"), "--config", str(config), "--out", str(out), "--quiet",
+                  cwd=tmp_path)
+    metrics = out / "metrics.jsonl"
+    lines = lambda: len(metrics.read_text().splitlines()) if metrics.exists() else 0  # noqa: E731
+    if when == "meta_step":
+        at = random.Random().randint(3, KILL_SETTINGS["meta_steps"] - 2)
+        _wait_for(lambda: (out / "checkpoint.pt").exists() and lines() >= at)
+    else:  # meta-training done: refitting or scoring the candidates
+        _wait_for(lambda: lines() >= KILL_SETTINGS["meta_steps"])
+        time.sleep(0.3)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert not (tmp_path / "killed" / "result.json").exists()
+    assert not (out / "result.json").exists(), "the run ended before it could be killed"
+    with metrics.open("a") as torn:  # what a kill in the middle of a write leaves
+        torn.write('{"step": 99, "meta_lo')
 
-    resumed = _cli("search", "--config", str(config), "--out", "killed", "--resume", "--quiet", cwd=tmp_path)
-    assert resumed.wait(timeout=300) == 0, resumed.stdout.read().decode()
-    a = json.loads((tmp_path / "full" / "result.json").read_text())
-    b = json.loads((tmp_path / "killed" / "result.json").read_text())
+    resumed = _cli("search", "--out", str(out), "--resume", "--quiet", cwd=tmp_path)
+    output = resumed.stdout.read().decode()
+    assert resumed.wait(timeout=300) == 0, output
+    assert "dropped a torn last line" in output
+    b = json.loads((out / "result.json").read_text())
     for key in ("formula", "lr", "raw_formula", "candidates", "validation"):
         assert a[key] == b[key], key
     assert a["metrics"]["final_meta_loss"] == b["metrics"]["final_meta_loss"]
-    steps = [json.loads(x)["step"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(16))
+    steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    assert steps == list(range(KILL_SETTINGS["meta_steps"]))
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import threading
+
+    from dsr_l2o.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = _tiny_config(tmp_path / "tiny.yaml", meta_steps=400, grow=False)
+
+    def press_ctrl_c_after_the_first_checkpoint():
+        _wait_for(lambda: (tmp_path / "run" / "checkpoint.pt").exists(), timeout=120)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_after_the_first_checkpoint, daemon=True).start()
+    with pytest.raises(SystemExit) as info:
+        main(["search", "--config", str(config), "--out", "run", "--quiet"])
+    assert info.value.code == 130
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("interrupted at meta-step ") and message.endswith("; continue with --resume --out run")
 
 
 def test_no_grow_flag_keeps_the_relaxations_candidates_only(tmp_path):

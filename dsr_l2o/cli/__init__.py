@@ -55,13 +55,19 @@ def cli():
 
 def main(argv=None) -> None:
     """Entry point: runs the command; library errors become one line on stderr and exit 2."""
-    from ..errors import DsrError
+    from ..errors import DsrError, SearchInterrupted
 
     try:
         cli.main(args=argv, prog_name="dsr-l2o", standalone_mode=False)
-    except click.exceptions.Abort:
+    except SearchInterrupted as err:
+        click.echo(str(err), err=True)
+        sys.exit(INTERRUPTED)
+    except click.exceptions.Abort as err:  # click turns Ctrl-C (and EOF at a prompt) into Abort
+        if isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+            click.echo("interrupted", err=True)
+            sys.exit(INTERRUPTED)
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        sys.exit(1)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
@@ -70,4 +76,8 @@ def main(argv=None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT); bad input exits 2."""

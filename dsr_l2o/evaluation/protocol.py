@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TaskError, shorten
 from .baselines import OptimizerSpec
 
 DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 1, 16))
@@ -108,19 +108,44 @@ def with_data_seed(task, seed: int):
 def train(spec: OptimizerSpec, task, lr: float, seed: int, steps: int) -> Run:
     """Train ``task`` from ``task.init(seed)`` with ``spec`` at ``lr``; stop at a non-finite loss."""
     torch.manual_seed(seed)
-    params = [p.detach().clone().requires_grad_(True) for p in task.init(seed)]
+    where = f"task {shorten(getattr(task, 'name', type(task).__name__))!r}"
+    try:
+        initial = list(task.init(seed))
+    except Exception as err:
+        raise TaskError(f"{where}: init(seed={seed}) raised {type(err).__name__}: {shorten(err, 120)}") from None
+    if not initial or not all(isinstance(p, torch.Tensor) and p.is_floating_point() for p in initial):
+        raise TaskError(f"{where}: init(seed={seed}) must return a non-empty list of floating-point tensors")
+    params = [p.detach().clone().requires_grad_(True) for p in initial]
     optimizer = spec.make(params, lr)
     losses: list[float] = []
     for step in range(steps):
+        at = f"{where} with optimizer {spec.name!r} at lr {lr:g}, step {step}"
         optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(params, step)
-        value = float(loss.detach())
+        try:
+            loss = task.loss(params, step)
+        except Exception as err:
+            raise TaskError(f"{at}: loss raised {type(err).__name__}: {shorten(err, 120)}") from None
+        value = _checked_loss(loss, at)
         losses.append(value)
         if not math.isfinite(value):
+            if step == 0:
+                raise TaskError(f"{where}: the loss is {value} at the initial parameters (seed {seed}), before any "
+                                "optimizer step; the task is broken: fix its init or loss")
             return Run(losses, True, params)
         loss.backward()
         optimizer.step()
     return Run(losses, False, params)
+
+
+def _checked_loss(loss, at: str) -> float:
+    """The loss as a float, or a TaskError saying why it cannot be trained on."""
+    if not isinstance(loss, torch.Tensor):
+        raise TaskError(f"{at}: loss returned a {type(loss).__name__}, not a torch tensor computed from the parameters")
+    if loss.numel() != 1:
+        raise TaskError(f"{at}: loss returned a tensor of shape {list(loss.shape)}; it must be a scalar (use .mean())")
+    if not loss.requires_grad:
+        raise TaskError(f"{at}: loss does not depend on the parameters (it is detached); compute it from them")
+    return float(loss.detach())
 
 
 def run_score(run: Run, window: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,18 @@ def read_result(directory: str | Path) -> ResultBundle:
     directory = result.directory
     evaluation_path = directory / "evaluation.json"
     evaluation = read_json(evaluation_path, "evaluation file") if evaluation_path.is_file() else None
-    plots = sorted((directory / "plots").glob("*.png")) if (directory / "plots").is_dir() else []
+    plots = _plots(directory / "plots")
     return ResultBundle(directory, result, evaluation, plots)
+
+
+_PLOT_NAME = re.compile(r"[A-Za-z0-9_.-]+\.png")
+
+
+def _plots(folder: Path) -> list[Path]:
+    """The regular ``*.png`` files of ``folder`` with plain names (symlinks are never followed)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p for p in folder.glob("*.png") if _PLOT_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file())
 
 
 def config_summary(data: dict | RuleResult, limit: int = 12) -> list[tuple[str, str]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import math
-import shutil
+import re
 from pathlib import Path
 
+from ..atomic import copy_file
 from ..simplify import simplify
 from .bundle import ResultBundle, config_summary
 from .latex import aligned, latex_lines
@@ -14,10 +15,13 @@ from .latex import aligned, latex_lines
 BASELINES = {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lion", "powersign", "addsign"}
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~])")
+
+
 def cell(value) -> str:
-    """Text safe inside a Markdown table cell."""
-    text = str(value).replace("|", "\\|").replace("\n", " ")
-    return text
+    """Text we did not write, safe inside a Markdown table cell: no markup, no HTML, no ``|``."""
+    text = " ".join(str(value).split())
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
 
 
 def code(value) -> str:
@@ -205,7 +209,9 @@ def copy_plots(bundle: ResultBundle, destination: str | Path) -> list[Path]:
     copies = []
     for path in bundle.plots:
         target = destination / path.name
+        if path.is_symlink() or not path.is_file():
+            continue  # read_result already skips these; a plot swapped since is not copied either
         if path.resolve() != target.resolve():
-            shutil.copyfile(path, target)
+            copy_file(path, target)
         copies.append(target)
     return copies

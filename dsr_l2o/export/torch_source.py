@@ -8,6 +8,7 @@ operands the formula needs. Its steps equal :class:`dsr_l2o.optimizer.SymbolicOp
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import math
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from ..operators import FORMS
 from ..primitives import HELPER_SOURCE, CodeOps
 
 _RESERVED = {"torch", "self", "closure", "loss", "group", "p", "state", "lr", "weight_decay", "step",
-             "update", *HELPER_SOURCE}
+             "update", *HELPER_SOURCE} | set(dir(builtins))
 
 
 def torch_source(formula: Formula, class_name: str = "DiscoveredOptimizer", lr: float = 1e-3,

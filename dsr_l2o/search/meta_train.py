@@ -118,6 +118,11 @@ class MetaTrainer:
         record["episode_end"] = finished
         return record
 
+    @property
+    def truncations(self) -> int:
+        """Meta-steps per episode: one for an estimator that trains whole horizons, else horizon / unroll."""
+        return getattr(self.estimator, "truncations", self.config.truncations)
+
     def at_episode_boundary(self) -> bool:
         """True when the next meta-step starts a new episode (a safe point to checkpoint)."""
         return self._episode is None

@@ -96,6 +96,8 @@ class PopulationGradient:
     """The score-function estimator of the module docstring (one task per meta-step)."""
 
     name = "population"
+    truncations = 1
+    """Each meta-step trains its task's whole horizon."""
 
     def __init__(self, config, grammar):
         self.config, self.grammar = config, grammar

@@ -16,9 +16,10 @@ import torch
 import yaml
 
 from .. import __version__
-from ..atomic import write_text, write_torch
-from ..errors import ConfigError, DsrError
-from ..grammar import default_grammar_path, load_grammar
+from ..atomic import clean_temp_files, write_text, write_torch
+from ..errors import ConfigError, DsrError, SearchInterrupted
+from ..grammar import default_grammar_path, grammar_from_text, load_grammar
+from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_text, resumed_settings, truncate_metrics
 from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
@@ -51,12 +52,16 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
     if grammar is not None:
         overrides["grammar"] = str(grammar)
     settings = load_config(config, **overrides)
+    clean_temp_files(out)
     if resume:
-        settings = _resumed_config(out, settings, overrides, config)
+        requested_grammar, settings = settings.grammar, resumed_settings(out, config, overrides)
     elif (out / "result.json").exists() or (out / "checkpoint.pt").exists():
         raise ConfigError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
     grammar_path = Path(settings.grammar) if settings.grammar else default_grammar_path()
-    grammar_obj = load_grammar(grammar_path)
+    if resume:  # the run directory's copy is the source of truth
+        grammar_obj = grammar_from_text(resumed_grammar_text(out, requested_grammar), grammar_path)
+    else:
+        grammar_obj = load_grammar(grammar_path)
     from ..tasks import VALIDATION_TASKS, get_family, get_task
 
     family = get_family(settings.tasks)
@@ -72,17 +77,10 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
         torch.set_num_threads(1)  # the inner tasks are tiny: intra-op threads cost more than they give
     try:
         return _search(settings, grammar_obj, family, validation, device, out, resume, report)
+    except KeyboardInterrupt:
+        raise SearchInterrupted(interrupted_message(out)) from None
     finally:
         torch.set_num_threads(threads)
-
-
-def _resumed_config(out: Path, settings: SearchConfig, overrides, config_path) -> SearchConfig:
-    if not (out / "checkpoint.pt").exists():
-        raise ConfigError(f"{out}: no checkpoint.pt to resume from; run without --resume first")
-    saved = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
-    if config_path is None and not {k for k, v in overrides.items() if v is not None} - {"device", "meta_steps"}:
-        return load_config(None, **{**saved, **{k: v for k, v in overrides.items() if v is not None}})
-    return settings
 
 
 def _search(settings, grammar, family, validation, device, out, resume, report) -> SearchResult:
@@ -99,8 +97,8 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     trainer = MetaTrainer(rule, family, settings, device)
     metrics_path = out / "metrics.jsonl"
     if resume:
-        trainer.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True, map_location=device))
-        _truncate_metrics(metrics_path, trainer.state.meta_step)
+        load_checkpoint(out / "checkpoint.pt", trainer, device)
+        truncate_metrics(metrics_path, trainer.state.meta_step)
         report("phase", f"resumed at meta-step {trainer.state.meta_step}")
     elif metrics_path.exists():
         metrics_path.unlink()
@@ -300,14 +298,6 @@ def _simplifier():
     except ImportError:  # the simplifier is optional for the search itself
         return lambda formula: formula
     return simplify
-
-
-def _truncate_metrics(path: Path, meta_step: int) -> None:
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] < meta_step]
-    write_text(path, "".join(line + "\n" for line in keep))
 
 
 def _last_meta_loss(path: Path):
