@@ -22,7 +22,7 @@ import torch
 
 from ..errors import ConfigError
 from ..evaluation.baselines import OptimizerSpec, formula_spec
-from ..evaluation.protocol import EvalProtocol, Progress, TuneResult, with_data_seed
+from ..evaluation.protocol import EvalProtocol, Progress, TuneResult, check_task, with_data_seed
 from ..formula import Formula
 from .runs import BatchRuns, train_formulas, train_optimizers
 from .stacked_optim import stackable
@@ -134,6 +134,7 @@ def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
     if not items:
         raise ConfigError("tune_batched needs at least one optimizer")
     protocol = protocol or EvalProtocol()
+    check_task(task, protocol.seeds)
     steps, start = protocol.steps_for(task), time.perf_counter()
     window = protocol.window(steps)
     entries = [_Entry(spec, *_probe(spec)) for spec in map(as_spec, items)]

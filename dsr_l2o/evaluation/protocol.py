@@ -137,6 +137,14 @@ def train(spec: OptimizerSpec, task, lr: float, seed: int, steps: int) -> Run:
     return Run(losses, False, params)
 
 
+def check_task(task, seeds) -> None:
+    """Raise the one-line :class:`TaskError` :func:`train` would raise for a broken ``task``
+    (its init or loss fails, or the loss is not a finite scalar of the parameters at the start)."""
+    still = OptimizerSpec("(task check)", lambda params, lr: torch.optim.SGD(params, lr=lr))
+    for seed in seeds:
+        train(still, with_data_seed(task, seed), 0.0, seed, 1)
+
+
 def _checked_loss(loss, at: str) -> float:
     """The loss as a float, or a TaskError saying why it cannot be trained on."""
     if not isinstance(loss, torch.Tensor):
