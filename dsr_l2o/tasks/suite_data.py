@@ -37,7 +37,7 @@ def parse_source(source: str) -> tuple[str, int | None]:
     return name, int(seed)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)  # generated sources are many (one per family seed): keep the cache bounded
 def suite_dataset(source: str) -> Dataset:
     """The dataset of ``source``, split and standardised as :func:`~.data.load_dataset` does."""
     name, seed = parse_source(source)
