@@ -8,23 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
 from ..resources import data_path
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The settings of a YAML file, read like a grammar (line numbers, no tags or aliases)."""
+    from ..grammar.yaml_lines import YamlDocument
+
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; pass a YAML file of search settings")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(err, 'problem', err)}); check indentation") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    data = YamlDocument(text, str(path), ConfigError, "a search config").read() or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a YAML mapping of setting: value")
     return data
