@@ -1,32 +1,16 @@
-"""Simplify a formula with sympy and write the result back in the formula language of its grammar.
-
-Simplification is exact under the safe semantics: guarded operators stay guarded
-(:mod:`dsr_l2o.safe_sympy`) unless their guard provably never fires, and the way back
-(:func:`from_sympy`) turns plain ``exp``, ``log`` and division into the grammar's guarded operators
-only where the guard provably never fires either. The simpler of (simplified, original) by node
-count is kept.
-"""
+"""The converter: a sympy expression back to a formula-language tree of a grammar, exactly."""
 
 from __future__ import annotations
 
 import math
 
 import sympy as sp
-import torch
 
-from . import expr as ex
-from .budget import within_budget
-from .errors import FormulaError, shorten
-from .formula import Formula
-from .grammar import Grammar
-from .layout import is_step
-from .operators import FORMS
-from .safe_sympy import TINY, bounds
-
-MAX_OPS_FOR_FULL_SIMPLIFY = 80
-"""Larger expressions skip :func:`sympy.simplify` (it can take minutes) and keep only sympy's
-automatic canonical form."""
-
+from .. import expr as ex
+from ..errors import FormulaError
+from ..grammar import Grammar
+from ..operators import FORMS
+from ..safe_sympy import TINY, bounds
 
 class SimplifyError(FormulaError):
     """A sympy expression has no exact equivalent in the formula language of a grammar."""
@@ -45,108 +29,6 @@ def from_sympy(expr: sp.Expr, grammar: Grammar, allowed: set[str] | None = None)
     :class:`SimplifyError` when no exact equivalent exists with those operators.
     """
     return _Converter(grammar, allowed_operators(grammar) if allowed is None else set(allowed)).convert(expr)
-
-
-def simplify(formula: Formula, verify: bool = True) -> Formula:
-    """A short canonical form of ``formula`` in the same grammar, or ``formula`` itself.
-
-    Candidates are sympy's automatic form and :func:`sympy.simplify`'s result; each is converted
-    back with the operators the grammar lists plus those ``formula`` already uses, and the one with
-    the fewest nodes wins, the original on ties. With ``verify`` a candidate must also give the same
-    values as the original on random operand values (a guard against sympy surprises).
-    """
-    found = [formula]
-    return within_budget(lambda: _simplest(formula, verify, found), lambda: found[-1],
-                         f"simplifying {shorten(formula.text, 60)!r}")
-
-
-def _simplest(formula: Formula, verify: bool, found: list[Formula]) -> Formula:
-    grammar = formula.grammar
-    allowed = allowed_operators(grammar) | ex.operators_used(formula.expr)
-    for candidate in _sympy_candidates(formula.sympy):
-        try:
-            tree = from_sympy(candidate, grammar, allowed)
-            simplified = Formula(grammar.parse(ex.to_text(tree)), grammar)
-        except (FormulaError, RecursionError, OverflowError, ValueError):
-            continue
-        if simplified.size < found[-1].size and (not verify or same_values(formula, simplified)):
-            found.append(simplified)
-    return found[-1]
-
-
-def whole_floats_to_integers(expression: sp.Expr) -> sp.Expr:
-    """``expression`` with every whole-number Float (``2.0``) replaced by the Integer (``2``)."""
-    whole = {f: sp.Integer(int(f)) for f in expression.atoms(sp.Float) if f.is_finite and f == int(f)}
-    return expression.xreplace(whole) if whole else expression
-
-
-def _sign_product(product: sp.Expr) -> sp.Expr:
-    """``x * sign(x)**k`` and ``|x| * sign(x)**k`` folded: exact for every real ``x``, 0 included."""
-    powers = dict(product.as_powers_dict())
-    for factor in [f for f in powers if isinstance(f, sp.sign)]:
-        inner, k = factor.args[0], powers[factor]
-        if not (k.is_Integer and k > 0):
-            continue
-        for partner, odd_result, even_result in ((inner, sp.Abs(inner), inner), (sp.Abs(inner), inner, sp.Abs(inner))):
-            if powers.get(partner) == 1 and factor in powers:
-                del powers[partner], powers[factor]
-                result = odd_result if int(k) % 2 else even_result
-                powers[result] = powers.get(result, 0) + 1
-    return sp.Mul(*(base**exp for base, exp in powers.items()))
-
-
-def fold_signs(expression: sp.Expr) -> sp.Expr:
-    """Apply :func:`_sign_product` to every product in ``expression``."""
-    return expression.replace(lambda e: e.is_Mul and e.has(sp.sign), _sign_product)
-
-
-def _sympy_candidates(expression: sp.Expr) -> list[sp.Expr]:
-    expression = whole_floats_to_integers(expression)
-    candidates = [expression]
-    folded = fold_signs(expression)
-    if folded != expression:
-        candidates.append(folded)
-        expression = folded
-    if sp.count_ops(expression) <= MAX_OPS_FOR_FULL_SIMPLIFY:
-        try:
-            candidates.append(sp.simplify(expression))
-        except (TypeError, ValueError, NotImplementedError, RecursionError, AttributeError):
-            pass
-    return candidates
-
-
-def probe_values(formula: Formula, size: int = 64, seed: int = 0, dtype=torch.float64) -> dict[str, torch.Tensor]:
-    """Random operand values for numerical checks: normal values plus zeros and large magnitudes."""
-    gen = torch.Generator().manual_seed(seed)
-    env = {}
-    for name in sorted(formula.operands):
-        operand = formula.grammar.operands[name]
-        if is_step(operand):
-            env[name] = torch.randint(1, 1000, (size,), generator=gen).to(dtype)
-            continue
-        values = torch.randn(size, generator=gen, dtype=dtype)
-        values[: size // 8] = 0.0
-        values[size // 8: size // 4] *= 40.0
-        if operand.nonnegative:
-            values = values.abs()
-        env[name] = values
-    return env
-
-
-def same_values(a: Formula, b: Formula, size: int = 64, seed: int = 0) -> bool:
-    """Whether two formulas give the same updates on :func:`probe_values` (float64).
-
-    Entries where ``a`` itself is ill-conditioned (float32 and float64 disagree) are ignored.
-    """
-    env = probe_values(a, size, seed)
-    env.update({k: v for k, v in probe_values(b, size, seed).items() if k not in env})
-    with torch.no_grad():
-        ref = a.evaluate(env).expand(size)
-        low = a.evaluate({k: v.float() for k, v in env.items()}).double().expand(size)
-        got = b.evaluate(env).expand(size)
-    stable = torch.isclose(ref, low, rtol=1e-4, atol=1e-6, equal_nan=True)
-    close = torch.isclose(ref, got, rtol=1e-6, atol=1e-9, equal_nan=True)
-    return bool(torch.all(close | ~stable))
 
 
 class _Converter:
