@@ -117,8 +117,13 @@ def unary_unit(op: str, unit: Unit, custom: bool) -> Unit | None:
     return None
 
 
-def binary_unit(op: str, a: Unit, b: Unit) -> Unit | None:
-    """The unit of ``op(x, y)``, or ``None`` where units forbid it."""
+def binary_unit(op: str, a: Unit | None, b: Unit | None) -> Unit | None:
+    """The unit of ``op(x, y)``, or ``None`` where units forbid it (an epsilon, unit ``None``,
+    takes the unit of what it is added to)."""
+    if op == "add" and (a is None or b is None):
+        return b if a is None else a
+    if a is None or b is None:
+        return None
     if op in SAME_UNITS:
         return a if a == b else None
     if op == "mul":
@@ -126,6 +131,16 @@ def binary_unit(op: str, a: Unit, b: Unit) -> Unit | None:
     if op == "div":
         return (a[0] - b[0], a[1] - b[1])
     return None
+
+
+def epsilons(grammar: Grammar) -> list[float]:
+    """Small positive numbers the grammar's own definitions add (``1e-8`` in ``sqrt(v_hat) + 1e-8``):
+    leaves that may be added to a formula of any unit, as an optimizer's epsilon is."""
+    found = set()
+    for operand in grammar.operands.values():
+        if operand.source is not None:
+            found |= {n.value for n in ex.numbers(operand.source) if 0 < n.value < 1e-3}
+    return sorted(found - set(grammar.constants))
 
 
 def division_defined(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -169,6 +184,8 @@ class Library:
             leaf_values.append((Node(name=name), all_units[name], probes[name].double()))
         for c in grammar.constants:
             leaf_values.append((Node(value=float(c)), DIMENSIONLESS, torch.full((rows,), float(c), dtype=torch.float64)))
+        for c in epsilons(grammar):
+            leaf_values.append((Node(value=c), None, torch.full((rows,), c, dtype=torch.float64)))
         first = torch.stack([v for _, _, v in leaf_values])
         keep = self._admit(first, [n for n, _, _ in leaf_values], [u for _, u, _ in leaf_values], 1,
                            allow_constant=True)
@@ -193,19 +210,20 @@ class Library:
         """One integer per row, equal for rows equal up to a non-zero factor."""
         rms = values.square().mean(dim=1, keepdim=True).sqrt().clamp_min(1e-300)
         rms = rms * torch.where(values @ self._direction >= 0, 1.0, -1.0)[:, None]
-        bits = ((values / rms).float() + 0.0).view(torch.int32).to(torch.int64)
+        bits = torch.round(values / rms * 1e11).to(torch.int64)
         return (bits * self._weights).sum(dim=1)
 
     def _admit(self, values, nodes, units, size, allow_constant=False) -> torch.Tensor:
         """Keep the new, finite, non-constant rows of ``values``; record their nodes."""
-        finite = torch.isfinite(values).all(dim=1) & (values.abs().amax(dim=1) < MAX_VALUE)
+        finite = torch.isfinite(values).all(dim=1)
         if not allow_constant:
+            finite &= values.abs().amax(dim=1) < MAX_VALUE
             spread = values.amax(dim=1) - values.amin(dim=1)
             finite &= spread > 1e-12 * values.abs().amax(dim=1).clamp_min(1e-300)
         keys = self._hash(torch.where(finite[:, None], values, torch.zeros_like(values))).tolist()
         keep = []
         for i, (ok, key) in enumerate(zip(finite.tolist(), keys)):
-            if ok and key not in self._keys:
+            if ok and (allow_constant or key not in self._keys):  # leaves (operands, constants) all stay
                 self._keys.add(key)
                 keep.append(i)
                 self.nodes.append(nodes[i])
@@ -223,7 +241,7 @@ class Library:
         for op in self.grammar.unary:
             if op == "neg":
                 continue
-            ids = [i for i in prev if not self.is_constant[i]
+            ids = [i for i in prev if not self.is_constant[i] and self.units[i] is not None
                    and unary_unit(op, self.units[i], op in custom) is not None]
             if not ids:
                 continue
@@ -267,11 +285,21 @@ class Library:
         """Batches of ``(left ids, right ids)`` the units allow, in chunks of at most CHUNK."""
         left, right = self.by_size[left_size], self.by_size[right_size]
         groups: dict = {}
+        wildcards = []
         for i in right:
-            groups.setdefault(self.units[i] if op in SAME_UNITS else None, []).append(i)
+            if self.units[i] is None:
+                wildcards.append(i)
+                continue
+            groups.setdefault(self.units[i] if op in SAME_UNITS else "any", []).append(i)
         a_all, b_all = [], []
         for a in left:
-            partners = groups.get(self.units[a] if op in SAME_UNITS else None, [])
+            if self.units[a] is None:  # an epsilon: only added, to a formula of any unit
+                partners = [j for j in right if self.units[j] is not None and not self.is_constant[j]] \
+                    if op == "add" else []
+            else:
+                partners = groups.get(self.units[a] if op in SAME_UNITS else "any", [])
+                if op == "add" and not self.is_constant[a]:
+                    partners = partners + wildcards
             if not partners:
                 continue
             b = np.asarray(partners)

@@ -228,11 +228,13 @@ def _refit_sign(node: ex.Expr, fit: Trace, grammar) -> ex.Expr | None:
 
 
 def _tidy(node: ex.Expr) -> ex.Expr:
-    """``1 * x`` -> ``x``, ``x + (-c) * y`` -> ``x - c * y``, ``neg(neg(x))`` -> ``x``."""
+    """``1 * x`` -> ``x``, ``x + (-c) * y`` -> ``x - c * y``, ``c + x`` -> ``x + c``, ``neg(neg(x))`` -> ``x``."""
     if isinstance(node, ex.Call):
         args = tuple(_tidy(a) for a in node.args)
         if node.op == "mul" and isinstance(args[0], ex.Num) and args[0].value == 1.0:
             return args[1]
+        if node.op == "add" and isinstance(args[0], ex.Num) and not isinstance(args[1], ex.Num):
+            return ex.Call("add", (args[1], args[0]))
         if node.op == "neg" and isinstance(args[0], ex.Call) and args[0].op == "neg":
             return args[0].args[0]
         if node.op == "add" and isinstance(args[1], ex.Call) and args[1].op == "mul" \

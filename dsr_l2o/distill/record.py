@@ -11,6 +11,8 @@ from ..errors import ConfigError
 from ..search.features import OperandTracker
 from ..search.meta_train import episode_seed, flatten
 
+DIVERGED = 1e4
+
 
 @dataclass
 class Trace:
@@ -57,6 +59,8 @@ def record(teacher, family, grammar, names, episodes: int = 8, steps: int = 100,
     coordinates per step. The direction is ``(w_before - w_after) / lr``. ``on_episode(done, total)``
     is called after each episode (for a progress bar).
 
+    An episode ends early where the loss is not finite or exceeds ``DIVERGED`` times its first
+    value (a diverging teacher's steps say little about its rule and swamp the regression).
     The teacher steps float64 copies of the parameters (the task's loss reads them cast to its
     own dtype), so the recorded direction is free of float32 cancellation and an exact formula
     matches it to about 1e-12.
@@ -74,9 +78,14 @@ def record(teacher, family, grammar, names, episodes: int = 8, steps: int = 100,
         optimizer = teacher.make(params, lr)
         ema = tracker.init(flatten([p.detach() for p in params])[0])
         rows: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        first = None
         for step in range(steps):
             loss = task.loss([p.to(d) for p, d in zip(params, dtypes)], step)
             if not torch.isfinite(loss):
+                break
+            value = float(loss.detach())
+            first = value if first is None else first
+            if abs(value) > DIVERGED * max(abs(first), 1.0):
                 break
             grads = torch.autograd.grad(loss, params)
             before = flatten([p.detach() for p in params])[0].clone()

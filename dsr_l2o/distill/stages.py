@@ -85,10 +85,11 @@ def products(lib: Library, y, w, max_left: int = 2, k: int = 20) -> list[Proposa
                 scores[(zero & (x.abs() > 1e-12)).any(dim=1)] = 0.0
             for i in _top(scores, 3):
                 if not lib.is_constant[i] and i != left:
-                    found.append((float(scores[i]), left, i, op))
-    found.sort(reverse=True)
+                    found.append((-round(float(scores[i]), 9), lib.sizes[left] + lib.sizes[i], left, i, op))
+    found.sort()
     out = []
-    for score, left, right, op in found[:k]:
+    for score, _, left, right, op in found[:k]:
+        score = -score
         a, b = lib.expr(left), lib.expr(right)
         tree = {"mul": ex.Call("mul", (a, b)), "div_right": ex.Call("div", (b, a)),
                 "div_left": ex.Call("div", (a, b))}[op]
@@ -118,10 +119,11 @@ def sums(lib: Library, y, w, leads: list[int], k: int = 20) -> list[Proposal]:
         scores[lead] = 0.0
         scores[torch.tensor(lib.is_constant)] = 0.0
         for i in _top(scores, 4):
-            found.append((float(scores[i]), lead, i))
-    found.sort(reverse=True)
+            found.append((-round(float(scores[i]), 9), lib.sizes[lead] + lib.sizes[i], lead, i))
+    found.sort()
     out = []
-    for score, lead, other in found[:k]:
+    for score, _, lead, other in found[:k]:
+        score = -score
         tree = ex.Call("add", (lib.expr(lead), ex.Call("mul", (ex.Num(1.0), lib.expr(other)))))
         out.append(Proposal(tree, score, "sum", lib.sizes[lead] + lib.sizes[other] + 2))
     return out
