@@ -33,7 +33,7 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
     """Distil ``teacher`` (see :func:`~.teacher.teacher_spec`) into a formula of ``grammar``.
 
     The teacher runs at step size ``lr`` on ``episodes`` tasks of the family ``tasks``; the last
-    ``heldout`` episodes are held out to verify exactness. ``method`` ``enumerate`` searches every
+    ``heldout`` episodes (at most all but one) are held out to verify exactness. ``method`` ``enumerate`` searches every
     formula up to ``max_size`` nodes and composites of them (:mod:`.exact`); ``relaxation``
     regresses the soft relaxation of ``depth`` (``iterations`` steps) and reads off ``top_k``
     formulas (:mod:`.fit`). When no formula is exact and ``suggest`` is on, candidate extra
@@ -68,7 +68,7 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
         log(f"recording {spec.name} on {episodes} tasks of {tasks}, {steps} steps each")
         trace = record(spec, family, recorded, names + [o.name for o in extra], episodes=episodes, steps=steps,
                        lr=lr, seed=seed, on_episode=on_episode)
-        fit_rows, held_rows = trace.split(heldout)
+        fit_rows, held_rows = trace.split(min(heldout, trace.episodes - 1))
         log(f"fitting {len(fit_rows)} samples, verifying on {len(held_rows) if held_rows else 0} held-out ones")
         if method == "enumerate":
             candidates = exact.search(fit_rows, held_rows, grammar_obj, names, max_size=max_size, seed=seed, log=log)
@@ -141,8 +141,6 @@ def _check(settings: dict) -> None:
     heldout = settings["heldout"]
     if isinstance(heldout, bool) or not isinstance(heldout, int) or heldout < 0:
         raise ConfigError(f"heldout must be a non-negative integer, not {heldout!r}")
-    if heldout and heldout >= settings["episodes"]:
-        raise ConfigError(f"heldout ({heldout}) must be smaller than episodes ({settings['episodes']})")
     lr = settings["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"lr must be a positive number, not {lr!r}")
