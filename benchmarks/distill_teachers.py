@@ -1,6 +1,7 @@
 """Distil 17 teachers with `dsr-l2o distil`'s defaults; gplearn on the same traces side by side.
 
-    python benchmarks/distill_teachers.py [--no-gplearn]
+    python benchmarks/distill_teachers.py                    # ours on every teacher, then the table
+    python benchmarks/distill_teachers.py --gplearn 0 3 9    # gplearn on teachers 0, 3, 9 (cached), then the table
 
 Teachers: every baseline, PowerSign, AddSign, Grams, cautious momentum, a Lion-like sign(m + c*g),
 a rule with a weight term, the searched rule, and module:Class teachers (lion_pytorch:Lion,
@@ -10,14 +11,17 @@ wall time of `distil()` (record + search + suggestions), and for teachers outsid
 the operand the result suggests. gplearn's SymbolicRegressor (population 2000, 30 generations,
 the grammar's operators, parsimony 0.001) is fitted to 500 rows of the same fit episodes (about 40 s each here; 2000 rows took 108 s)
 (identical recording: same seed) and checked on the same held-out rows by the same criterion.
-PySR needs a Julia runtime, which cannot be installed offline here, so it is not run.
-Writes distill_teachers.md beside this file.
+gplearn takes minutes per teacher, so its results are cached in distill_teachers_gplearn.json
+(by teacher) and the table says which teachers it was run on. PySR needs a Julia runtime, which
+cannot be installed offline here, so it is not run. Writes distill_teachers.md (and
+distill_teachers.json, our rows) beside this file.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import tempfile
 import time
@@ -25,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 GPLEARN_ROWS = 500
+HERE = Path(__file__).resolve().parent
+GPLEARN_CACHE = HERE / "distill_teachers_gplearn.json"
+OURS = HERE / "distill_teachers.json"
 LION = str(REPO / "grammars/lion.yaml")
 # (teacher, grammar file or None, keyword arguments, in the grammar?)
 TEACHERS = [
@@ -76,66 +83,109 @@ def gplearn_fit(fit, heldout, names, seed=0):
     return program, r2, error, alpha > 0 and error <= EXACT_TOLERANCE, seconds
 
 
-def main() -> None:
-    import torch
+def _key(teacher, grammar_file, kwargs) -> str:
+    return f"{teacher} | {'lion' if grammar_file else 'default'} | {kwargs}"
 
-    from dsr_l2o.distill import distil, record
-    from dsr_l2o.distill.teacher import teacher_spec
-    from dsr_l2o.grammar import load_grammar
-    from dsr_l2o.search.relaxation import RelaxedRule
-    from dsr_l2o.tasks import get_family
 
-    from machine import cpu_name
+def run_ours() -> dict:
+    """``distil()`` with the defaults on every teacher: the table's rows by teacher key."""
+    from dsr_l2o.distill import distil
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--no-gplearn", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    rows, ours_exact, gp_exact, in_grammar = [], 0, 0, 0
+    out = {}
     for teacher, grammar_file, kwargs, inside in TEACHERS:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
             result = distil(teacher, grammar_file, out=Path(tmp) / "out", teacher_kwargs=kwargs)
             seconds = time.perf_counter() - started
         data = result.data
+        out[_key(teacher, grammar_file, kwargs)] = {
+            "formula": data["formula"], "r2": data["r2"], "heldout_error": data["heldout_error"],
+            "exact": data["exact"], "seconds": round(seconds, 1), "missing_operand": data.get("missing_operand")}
+        print(teacher, out[_key(teacher, grammar_file, kwargs)], flush=True)
+    return out
+
+
+def run_gplearn(indices, cache: dict) -> None:
+    """gplearn on the teachers at ``indices`` (same recording as ``distil()``'s), into ``cache``."""
+    from dsr_l2o.distill import record
+    from dsr_l2o.distill.teacher import teacher_spec
+    from dsr_l2o.grammar import load_grammar
+    from dsr_l2o.search.relaxation import RelaxedRule
+    from dsr_l2o.tasks import get_family
+
+    for i in indices:
+        teacher, grammar_file, kwargs, _ = TEACHERS[i]
+        grammar = load_grammar(grammar_file)
+        names = RelaxedRule(grammar, depth=1).operand_names
+        trace = record(teacher_spec(teacher, grammar, kwargs), get_family("mixed"), grammar, names)
+        fit, held = trace.split(2)
+        program, r2, error, exact, seconds = gplearn_fit(fit, held, names)
+        cache[_key(teacher, grammar_file, kwargs)] = {"program": program, "r2": r2, "heldout_error": error,
+                                                      "exact": bool(exact), "seconds": round(seconds)}
+        print(teacher, cache[_key(teacher, grammar_file, kwargs)], flush=True)
+        GPLEARN_CACHE.write_text(json.dumps(cache, indent=1) + "\n", encoding="utf-8")
+
+
+def table(ours: dict, gp: dict) -> str:
+    import torch
+
+    from machine import cpu_name
+
+    rows, ours_exact, gp_exact, gp_run, in_grammar = [], 0, 0, 0, 0
+    for teacher, grammar_file, kwargs, inside in TEACHERS:
+        key = _key(teacher, grammar_file, kwargs)
+        data, g = ours[key], gp.get(key)
         label = LABELS.get(teacher, teacher) + (f" {kwargs}" if kwargs else "")
-        grammar_name = "lion" if grammar_file else "default"
         suggestion = data.get("missing_operand")
         extra = (f"add `{suggestion['line']}`: `{suggestion['formula']}` "
                  f"({'exact' if suggestion['exact'] else 'R² %.6f' % suggestion['r2']})") if suggestion else ""
-        gp = ""
-        if not args.no_gplearn:
-            grammar = load_grammar(grammar_file)
-            names = RelaxedRule(grammar, depth=1).operand_names
-            trace = record(teacher_spec(teacher, grammar, kwargs), get_family("mixed"), grammar, names)
-            fit, held = trace.split(2)
-            program, r2, error, exact, gp_seconds = gplearn_fit(fit, held, names)
-            gp_exact += exact and inside
-            gp = f" `{program}` | {r2:.4f} | {'yes' if exact else 'no'} | {gp_seconds:.0f} |"
         in_grammar += inside
         ours_exact += bool(data["exact"]) and inside
-        rows.append(f"| {label} | {grammar_name} | `{data['formula']}` | {data['r2']:.6f} | "
-                    f"{data['heldout_error']:.1e} | {'**yes**' if data['exact'] else 'no'} | {seconds:.1f} | "
-                    f"{extra} |" + gp)
-        print(rows[-1], flush=True)
-    gp_head = " gplearn program | gplearn R² | exact | s |" if not args.no_gplearn else ""
-    gp_rule = "---|---:|---|---:|" if not args.no_gplearn else ""
-    summary = (f"In-grammar teachers recovered exactly: **{ours_exact} of {in_grammar}** by `dsr-l2o distil`"
-               + (f", {gp_exact} of {in_grammar} by gplearn." if not args.no_gplearn else "."))
+        if g is not None:
+            gp_run += inside
+            gp_exact += g["exact"] and inside
+            gp_cells = f" `{g['program']}` | {g['r2']:.4f} | {'yes' if g['exact'] else 'no'} | {g['seconds']} |"
+        else:
+            gp_cells = " not run | | | |"
+        rows.append(f"| {label} | {'lion' if grammar_file else 'default'} | `{data['formula']}` | {data['r2']:.6f} | "
+                    f"{data['heldout_error']:.1e} | {'**yes**' if data['exact'] else 'no'} | {data['seconds']:.1f} | "
+                    f"{extra} |" + gp_cells)
+    summary = (f"In-grammar teachers recovered exactly: **{ours_exact} of {in_grammar}** by `dsr-l2o distil`; "
+               f"gplearn, run on {gp_run} of them: {gp_exact} of {gp_run}.")
     lines = ["# Distilling teachers", "",
              "Written by `python benchmarks/distill_teachers.py`; do not edit by hand.", "",
              f"{dt.date.today().isoformat()}, {cpu_name()}, torch {torch.__version__}, one thread, a machine shared "
-             "with other jobs. `dsr-l2o distil` defaults: 8 tasks of the `mixed` family (the last 2 held out), 100 "
-             "steps at lr 0.01, formulas up to 5 nodes and composites of them. *Exact*: the held-out relative error "
-             "of the fitted multiple is at most 1e-6. Seconds: the whole `distil()` call (recording, search and, "
-             "when nothing is exact, the extra-operand trials).", "",
+             "with other jobs (load about 6 on 2 cores). `dsr-l2o distil` defaults: 8 tasks of the `mixed` family "
+             "(the last 2 held out), 100 steps at lr 0.01, formulas up to 5 nodes and composites of them. *Exact*: "
+             "the held-out relative error of the fitted multiple is at most 1e-6. Seconds: the whole `distil()` "
+             "call (recording, search and, when nothing is exact, the extra-operand trials).", "",
              "gplearn: `SymbolicRegressor(population_size=2000, generations=30, parsimony_coefficient=0.001, "
-             f"metric='mse')` with add, sub, mul, div, sqrt, log, abs, neg, sign, exp, on {GPLEARN_ROWS} rows of the same fit "
-             "episodes, judged on the same held-out rows. PySR needs Julia, which cannot be installed offline here.",
-             "", summary, "",
-             "| teacher | grammar | formula | R² | held-out error | exact | s | suggestion |" + gp_head,
-             "|---|---|---|---:|---:|---|---:|---|" + gp_rule, *rows, ""]
-    Path(__file__).with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+             f"metric='mse')` with add, sub, mul, div, sqrt, log, abs, neg, sign, exp, on {GPLEARN_ROWS} rows of "
+             "the same fit episodes (the same recording), judged on the same held-out rows by the same criterion; "
+             "it takes minutes per teacher here, so it ran on the teachers marked. PySR needs Julia, which cannot "
+             "be installed offline here.", "", summary, "",
+             "| teacher | grammar | formula | R² | held-out error | exact | s | suggestion | gplearn program "
+             "| gplearn R² | exact | s |",
+             "|---|---|---|---:|---:|---|---:|---|---|---:|---|---:|", *rows, ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gplearn", type=int, nargs="*", default=None,
+                        help="indices into TEACHERS to run gplearn on (cached); ours is then read from the json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    gp = json.loads(GPLEARN_CACHE.read_text()) if GPLEARN_CACHE.is_file() else {}
+    if args.gplearn is not None:
+        run_gplearn(args.gplearn, gp)
+        ours = json.loads(OURS.read_text())
+    else:
+        ours = run_ours()
+        OURS.write_text(json.dumps(ours, indent=1) + "\n", encoding="utf-8")
+    Path(__file__).with_suffix(".md").write_text(table(ours, gp), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ def operand_line(operand: Operand) -> str:
 
 
 def suggest(fit: Trace, heldout: Trace | None, grammar: Grammar, names: list[str], extra: list[Operand],
-            seed: int = 0, log=None) -> Suggestion | None:
-    """The extra operand whose formulas fit the teacher best (exact first), or ``None``."""
+            seed: int = 0, log=None, baseline_r2: float = -math.inf) -> Suggestion | None:
+    """The extra operand whose formulas fit the teacher best (exact first), or ``None`` when none
+    makes a formula exact or beats ``baseline_r2`` (the grammar's own best) by 0.001."""
     from .exact import search
 
     best, best_key = None, None
@@ -90,7 +91,7 @@ def suggest(fit: Trace, heldout: Trace | None, grammar: Grammar, names: list[str
                                         seed=seed, rows=SEARCH_ROWS) if operand.name in c.formula.operands]
         if not candidates:
             continue
-        top = candidates[0]
+        top = candidates[0] if candidates[0].exact else max(candidates, key=lambda c: c.r2)
         key = (top.exact, -top.complexity if top.exact else top.r2)
         if log:
             log(f"with {operand_line(operand)}: {top.formula.text} (R^2 {top.r2:.6f}"
@@ -98,4 +99,6 @@ def suggest(fit: Trace, heldout: Trace | None, grammar: Grammar, names: list[str
         if best_key is None or key > best_key:
             best, best_key = Suggestion(operand.name, operand_line(operand), top.formula.text, top.r2,
                                         top.heldout_error, top.exact), key
+    if best is not None and not best.exact and best.r2 < baseline_r2 + 1e-3:
+        return None
     return best

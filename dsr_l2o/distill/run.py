@@ -76,7 +76,8 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
             candidates = _relaxation(fit_rows, held_rows, grammar_obj, depth, iterations, top_k, seed, log)
         if candidates and not candidates[0].exact and extra:
             log("no formula is exact; trying extra operands")
-            suggestion = missing.suggest(fit_rows, held_rows, grammar_obj, names, extra, seed=seed, log=log)
+            suggestion = missing.suggest(fit_rows, held_rows, grammar_obj, names, extra, seed=seed, log=log,
+                                         baseline_r2=max(c.r2 for c in candidates))
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
@@ -112,7 +113,9 @@ def _note(best, suggestion) -> str:
         return "exact: steps along a positive multiple of the teacher's update on held-out tasks (error <= 1e-6)"
     fit = "no formula of the grammar fits" if best.r2 < FIT_THRESHOLD else "close but not exact"
     text = f"{fit} (R^2 {best.r2:.6f}, held-out error {best.heldout_error:.2g})"
-    if suggestion is not None:
+    if suggestion is None:
+        text += "; no candidate extra operand (moving averages of g and g**2 with other betas) makes it fit better"
+    else:
         verdict = "exact" if suggestion.exact else f"R^2 {suggestion.r2:.6f}"
         text += f"; the grammar may be missing an operand: add `{suggestion.line}` for `{suggestion.formula}` ({verdict})"
     return text
