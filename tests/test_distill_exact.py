@@ -94,3 +94,22 @@ def test_bad_teacher_specs_are_one_line_errors(grammar):
         teacher_spec("torch.optim:SGD", grammar, {"bogus": 1})
     with pytest.raises(ConfigError, match="takes no keyword"):
         teacher_spec("adam", grammar, {"lr": 1})
+
+
+def test_sign_constants_are_the_shortest_decimal_in_the_feasible_interval():
+    from dsr_l2o.distill.stages import shortest_in, sign_interval
+
+    assert shortest_in(0.0987, 0.1003) == 0.1
+    assert shortest_in(0.11108, 0.11113) == 0.1111
+    assert shortest_in(0.3, 0.2) is None
+    x = torch.tensor([[1.0, -2.0, 0.5]])
+    z = torch.tensor([[-10.0, 10.0, 1.0]])
+    lo, hi = sign_interval(x, z, torch.sign(x + 0.1 * z))  # c = 0.1 reproduces these signs
+    assert float(lo) < 0.1 < float(hi)
+
+
+def test_held_out_rows_are_whole_episodes(grammar, names):
+    trace = _trace("sgd", grammar, names)
+    fit, held = trace.split(1)
+    assert len(fit) + len(held) == len(trace) and held.episodes == 1
+    assert set(held.episode.tolist()).isdisjoint(set(fit.episode.tolist()))

@@ -178,6 +178,7 @@ class Library:
         self.units: list[Unit] = []
         self.sizes: list[int] = []
         self._keys: set[int] = set()
+        self.is_constant: list[bool] = []
         chunks: list[torch.Tensor] = []
         leaf_values = []
         for name in names:
@@ -192,7 +193,6 @@ class Library:
         chunks.append(first[keep])
         self.by_size: dict[int, np.ndarray] = {1: np.arange(len(self.nodes))}
         self.values = torch.cat(chunks)
-        self.is_constant = [n.value is not None for n in self.nodes]
         for size in range(2, max_size + 1):
             if len(self.nodes) >= max_terms:
                 break
@@ -229,8 +229,7 @@ class Library:
                 self.nodes.append(nodes[i])
                 self.units.append(units[i])
                 self.sizes.append(size)
-                if hasattr(self, "is_constant"):
-                    self.is_constant.append(False)
+                self.is_constant.append(nodes[i].value is not None)
         return torch.tensor(keep, dtype=torch.int64)
 
     def _grow(self, size: int, max_terms: int) -> None:

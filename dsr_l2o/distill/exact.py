@@ -76,7 +76,7 @@ def search(fit: Trace, heldout: Trace | None, grammar, names: list[str], max_siz
     library = Library(grammar, values, names, max_size=max_size, log=log)
     proposals = stages.single(library, y, w)
     proposals += stages.products(library, y, w)
-    leads = _leads(library, proposals, y, w)
+    leads = _leads(library, y, w)
     proposals += stages.sums(library, y, w, leads)
     if stages.is_sign_like(fit.direction):
         proposals += stages.signs(library, y)
@@ -125,7 +125,8 @@ def _probe_rows(trace: Trace, count: int, generator) -> torch.Tensor:
     return torch.cat(picked)[:count]
 
 
-def _leads(library: Library, proposals, y, w, count: int = 12) -> list[int]:
+def _leads(library: Library, y, w, count: int = 12) -> list[int]:
+    """The ``count`` best single formulas: the leading terms of two-term sums."""
     scores = stages.r2_scores(library.values, y, w)
     scores[torch.tensor(library.is_constant)] = 0.0
     return torch.topk(scores, min(count, len(library))).indices.tolist()

@@ -97,7 +97,7 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
         "candidates": [c.to_json() for c in candidates[:20]],
         "metrics": {"samples": len(trace), "fit_samples": len(fit_rows),
                     "heldout_samples": len(held_rows) if held_rows else 0, "episodes": trace.episodes,
-                    "seconds": round(seconds, 2)},
+                    "distil_seconds": round(seconds, 2)},
         "grammar": grammar_obj.name, "config": settings, "dsr_l2o_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -30,7 +30,8 @@ TINY = 1e-300
 
 @dataclass
 class Proposal:
-    """A candidate tree; ``constant`` marks the number (``ex.Num``) to refit, ``kind`` the stage."""
+    """A candidate tree, its R^2 on the probes, the stage that proposed it (``single``, ``product``,
+    ``sum``: ``X + c * Y`` with ``c`` to refit, ``sign``: ``sign(X + c * Y)``) and its node count."""
 
     expr: ex.Expr
     r2: float
