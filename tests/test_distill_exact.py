@@ -104,7 +104,7 @@ def test_sign_constants_are_the_shortest_decimal_in_the_feasible_interval():
     assert shortest_in(0.3, 0.2) is None
     x = torch.tensor([[1.0, -2.0, 0.5]])
     z = torch.tensor([[-10.0, 10.0, 1.0]])
-    lo, hi = sign_interval(x, z, torch.sign(x + 0.1 * z))  # c = 0.1 reproduces these signs
+    lo, hi = sign_interval(x, z, torch.sign(x + 0.1 * z)[0])  # c = 0.1 reproduces these signs
     assert float(lo) < 0.1 < float(hi)
 
 
