@@ -144,7 +144,8 @@ def table(ours: dict, gp: dict) -> str:
         if g is not None:
             gp_run += inside
             gp_exact += g["exact"] and inside
-            gp_cells = f" `{g['program']}` | {g['r2']:.4f} | {'yes' if g['exact'] else 'no'} | {g['seconds']} |"
+            program = g["program"] if len(g["program"]) <= 80 else g["program"][:60] + f"... ({len(g['program'])} chars)"
+            gp_cells = f" `{program}` | {g['r2']:.4f} | {'yes' if g['exact'] else 'no'} | {g['seconds']} |"
         else:
             gp_cells = " not run | | | |"
         rows.append(f"| {label} | {'lion' if grammar_file else 'default'} | `{data['formula']}` | {data['r2']:.6f} | "
