@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import platform
 import random
 import resource
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import torch
 
-from dsr_l2o import expr as ex
 from dsr_l2o.budget import BudgetExceeded, time_budget
 from dsr_l2o.errors import DsrError
 from dsr_l2o.export.torch_source import torch_source

@@ -234,16 +234,29 @@ class DistillResult(RuleResult):
     teacher: str | None = None
     r2: float | None = None
     alpha: float | None = None
+    exact: bool | None = None
+    """Whether the formula steps along a positive multiple of the teacher's update on held-out tasks."""
+    heldout_error: float | None = None
+    fits: bool | None = None
+    note: str | None = None
+    missing_operand: dict | None = None
+    """The grammar line that would make a formula exact, when none of the grammar is."""
 
     route = "distil"
-    _OWN = ("teacher", "r2", "alpha")
+    _OWN = ("teacher", "r2", "alpha", "exact", "heldout_error", "fits", "note", "missing_operand")
 
     def _own_json(self) -> dict:
-        return {"teacher": self.teacher, "r2": self.r2, "alpha": self.alpha}
+        return {"teacher": self.teacher, "r2": self.r2, "alpha": self.alpha, "exact": self.exact,
+                "heldout_error": self.heldout_error, "fits": self.fits, "note": self.note,
+                "missing_operand": self.missing_operand}
 
     @classmethod
     def _own_from_json(cls, data: dict) -> dict:
-        return {"teacher": _text(data.get("teacher")), "r2": _number(data.get("r2")), "alpha": _number(data.get("alpha"))}
+        flag = lambda key: data.get(key) if isinstance(data.get(key), bool) else None  # noqa: E731
+        missing = data.get("missing_operand")
+        return {"teacher": _text(data.get("teacher")), "r2": _number(data.get("r2")), "alpha": _number(data.get("alpha")),
+                "exact": flag("exact"), "heldout_error": _number(data.get("heldout_error")), "fits": flag("fits"),
+                "note": _text(data.get("note")), "missing_operand": missing if isinstance(missing, dict) else None}
 
 
 ROUTES = {"search": SearchResult, "distil": DistillResult}

@@ -14,6 +14,7 @@ COMMANDS = {
     "grammar": ("dsr_l2o.cli.grammar_cmd", "grammar", "Check and show grammar files."),
     "search": ("dsr_l2o.cli.search_cmd", "search", "Search a grammar for an update rule."),
     "distil": ("dsr_l2o.cli.distil_cmd", "distil", "Distil a teacher optimizer into a formula."),
+    "l2o": ("dsr_l2o.cli.l2o_cmd", "l2o", "Train a neural (LSTM) learned optimizer to distil."),
     "evaluate": ("dsr_l2o.cli.evaluate_cmd", "evaluate", "Compare a formula with tuned baselines."),
     "tasks": ("dsr_l2o.cli.tasks_cmd", "tasks", "List the built-in optimizee tasks."),
     "simplify": ("dsr_l2o.cli.simplify_cmd", "simplify", "Simplify a formula with sympy."),

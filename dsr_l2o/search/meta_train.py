@@ -23,7 +23,7 @@ from .config import SearchConfig
 from .estimators import TruncatedBackprop
 from .features import OperandTracker
 from .relaxation import RelaxedRule
-from .unroll import BOUND, Episode, bounded_log_loss, flatten, start_episode, unflatten  # noqa: F401 (re-exported)
+from .unroll import Episode, start_episode
 
 
 @dataclass
