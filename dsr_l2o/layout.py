@@ -88,6 +88,11 @@ def gradient_names(grammar: Grammar) -> list[str]:
     return [n for n, op in grammar.operands.items() if op.kind == "grad"]
 
 
+def moving_averages(grammar: Grammar) -> list[Operand]:
+    """The grammar's moving-average operands."""
+    return [op for op in grammar.operands.values() if op.kind == "ema"]
+
+
 def reads_weights_or_time(operand: Operand) -> bool:
     """Whether the operand is the parameter or the step count itself (not a gradient feature)."""
     return operand.kind in ("param", "step")

@@ -137,7 +137,6 @@ class _Coefficients:
     (``(1e20 * g) * 1e20`` becomes ``1e40*g``); every one must stay within MAX_CONSTANT."""
 
     LIMIT = math.log10(MAX_CONSTANT)
-    SCALE = {"neg": 1.0, "abs": 1.0, "sqrt": 0.5, "square": 2.0}
 
     def __init__(self, custom):
         self.custom = custom
@@ -163,8 +162,8 @@ class _Coefficients:
         if op in self.custom:
             names, body = self.custom[op]
             return self.walk(body, dict(zip(names, args)))
-        if op in self.SCALE:
-            k = self.SCALE[op]
+        k = _degree(op)
+        if k is not None:
             return (k * args[0][0], k * args[0][1])
         if op == "mul":
             return (args[0][0] + args[1][0], args[0][1] + args[1][1])
@@ -173,6 +172,18 @@ class _Coefficients:
         if op in ("add", "sub", "max", "min"):
             return (max(a[0] for a in args), min(a[1] for a in args))
         return (0.0, 0.0)
+
+
+def _degree(op: str) -> float | None:
+    """How a one-argument operator scales a numeric factor of its argument (``sqrt``: 1/2), read
+    from the registry's units rule; ``None`` where it does not pass a factor through."""
+    from .operators import BUILTIN_OPERATORS
+
+    operator = BUILTIN_OPERATORS.get(op)
+    if operator is None or operator.arity != 1:
+        return None
+    unit = operator.units((2,))
+    return None if unit is None or unit == (0,) else unit[0] / 2
 
 
 def constant_folder(evaluate):

@@ -33,6 +33,7 @@ import yaml
 from .errors import ResultError
 from .formula import Formula, parse_formula
 from .grammar import Grammar, load_grammar
+from .layout import dispatch
 from .search.features import OperandTracker
 
 PROBE_TASKS = ("quadratic_illcond", "logreg_cancer", "mlp_digits_relu")
@@ -117,24 +118,38 @@ def published_rules() -> tuple[PublishedRule, ...]:
     return tuple(rules)
 
 
+class _Definitions:
+    """The layout backend that maps each operand to a symbol named after its definition."""
+
+    def __init__(self, grammar: Grammar):
+        self.grammar, self.mapping = grammar, {}
+
+    def gradient(self, op):
+        return sp.Symbol("g", real=True)
+
+    def parameter(self, op):
+        return sp.Symbol("w", real=True)
+
+    def step(self, op):
+        return sp.Symbol("t", positive=True)
+
+    def derived(self, op):
+        return self.grammar.to_sympy(op.source).xreplace(self.mapping)
+
+    def average(self, op):
+        source = self.derived(op)
+        label = f"ema[{source}|{op.beta!r}{'|debiased' if op.debias else ''}]"
+        return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
+
+
 @lru_cache(maxsize=64)
 def _definitions(grammar: Grammar) -> dict[sp.Symbol, sp.Expr]:
     """Each operand symbol of ``grammar`` mapped to its definition: a symbol named after what an
     EMA averages (so equal definitions in any grammar give one symbol), an ``expr`` inlined."""
-    mapping: dict[sp.Symbol, sp.Expr] = {}
+    backend = _Definitions(grammar)
     for name, operand in grammar.operands.items():
-        if operand.kind in ("grad", "param", "step"):
-            canonical = sp.Symbol({"grad": "g", "param": "w", "step": "t"}[operand.kind],
-                                  **({"positive": True} if operand.kind == "step" else {"real": True}))
-        else:
-            source = grammar.to_sympy(operand.source).xreplace(mapping)
-            if operand.kind == "expr":
-                canonical = source
-            else:
-                label = f"ema[{source}|{operand.beta!r}{'|debiased' if operand.debias else ''}]"
-                canonical = sp.Symbol(label, **({"nonnegative": True} if operand.nonnegative else {"real": True}))
-        mapping[grammar.symbol(name)] = canonical
-    return mapping
+        backend.mapping[grammar.symbol(name)] = dispatch(operand, backend)
+    return backend.mapping
 
 
 def definition_sympy(formula: Formula) -> sp.Expr:

@@ -112,6 +112,17 @@ class Operator:
     infix: str | None = None
     prefix: str | None = None
     nonnegative: Callable[..., bool] = field(default=lambda *flags: False)
+    units: Callable[..., tuple | None] = field(default=lambda *units: units_of_function(*units))
+    """Units rule: the unit of the value from the arguments' units (tuples of exponents), ``None``
+    where the operator cannot take arguments of those units."""
+    commutative: bool = False
+    same_units: bool = False
+    """Whether the arguments must share a unit (``x + y``)."""
+
+
+def units_of_function(*units) -> tuple | None:
+    """The units rule of a transcendental function: dimensionless in, dimensionless out."""
+    return units[0] if all(not any(u) for u in units) else None
 
 
 @dataclass(frozen=True)
@@ -126,12 +137,14 @@ class Builtin:
     doc: str
     nonnegative: Callable[..., bool]
     forms: dict = field(default_factory=dict)
+    units: Callable[..., tuple | None] = units_of_function
     infix: str | None = None
     prefix: str | None = None
     differentiable: Callable[..., torch.Tensor] | None = None
+    commutative: bool = False
 
 
-_REQUIRED = ("name", "arity", "kernel", "sympy", "latex", "doc", "nonnegative")
+_REQUIRED = ("name", "arity", "kernel", "sympy", "latex", "doc", "nonnegative", "units")
 
 
 def build(entry: Builtin) -> Operator:
@@ -149,7 +162,8 @@ def build(entry: Builtin) -> Operator:
         return entry.kernel(TORCH, *args)
 
     return Operator(entry.name, entry.arity, entry.differentiable or tensor_fn, entry.sympy, entry.latex,
-                    entry.doc, entry.infix, entry.prefix, entry.nonnegative)
+                    entry.doc, entry.infix, entry.prefix, entry.nonnegative, entry.units, entry.commutative,
+                    entry.units is _same)
 
 
 def _always(*flags) -> bool:
@@ -166,6 +180,34 @@ def _all(*flags) -> bool:
 
 def _any(*flags) -> bool:
     return any(flags)
+
+
+def _keep(unit):
+    return unit
+
+
+def _unitless(*units):
+    return tuple(0 for _ in units[0])
+
+
+def _same(a, b):
+    return a if a == b else None
+
+
+def _times(a, b):
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def _per(a, b):
+    return tuple(x - y for x, y in zip(a, b))
+
+
+def _squared(unit):
+    return tuple(2 * x for x in unit)
+
+
+def _root(unit):
+    return tuple(x // 2 for x in unit) if all(x % 2 == 0 for x in unit) else None
 
 
 def _unit(*intervals) -> Interval:
@@ -193,14 +235,15 @@ def _positive(*intervals) -> Interval:
 
 
 REGISTRY: tuple[Builtin, ...] = (
-    Builtin("neg", 1, lambda o, x: o.neg(x), lambda x: -x, r"-{0}", "-x", _never, prefix="-"),
+    Builtin("neg", 1, lambda o, x: o.neg(x), lambda x: -x, r"-{0}", "-x", _never, units=_keep, prefix="-"),
     Builtin("sign", 1, lambda o, x: o.sign(x), sp.sign, r"\operatorname{{sign}}\left({0}\right)",
-            "sign(x), sign(0) = 0", _never, {sp.sign: Form(lambda o, x: o.sign(x), _unit)}),
+            "sign(x), sign(0) = 0", _never, {sp.sign: Form(lambda o, x: o.sign(x), _unit)}, _unitless),
     Builtin("abs", 1, lambda o, x: o.abs(x), sp.Abs, r"\left|{0}\right|", "|x|", _always,
-            {sp.Abs: Form(lambda o, x: o.abs(x), interval_abs)}),
-    Builtin("square", 1, lambda o, x: o.mul(x, x), lambda x: x**2, r"\left({0}\right)^{{2}}", "x**2", _always),
+            {sp.Abs: Form(lambda o, x: o.abs(x), interval_abs)}, _keep),
+    Builtin("square", 1, lambda o, x: o.mul(x, x), lambda x: x**2, r"\left({0}\right)^{{2}}", "x**2", _always,
+            units=_squared),
     Builtin("sqrt", 1, lambda o, x: o.sqrt(o.abs(x)), lambda x: sp.sqrt(sp.Abs(x)), r"\sqrt{{\left|{0}\right|}}",
-            "sqrt(|x|); its derivative is capped near 0", _always, differentiable=safe_sqrt),
+            "sqrt(|x|); its derivative is capped near 0", _always, units=_root, differentiable=safe_sqrt),
     Builtin("exp", 1, lambda o, x: o.exp(o.clamp_max(x, EXP_MAX)), ClampedExp, r"\exp\left({0}\right)",
             "exp(min(x, 20))", _always,
             {ClampedExp: Form(lambda o, x: o.exp(o.clamp_max(x, EXP_MAX)), _clamped_exp),
@@ -215,15 +258,20 @@ REGISTRY: tuple[Builtin, ...] = (
     Builtin("atan", 1, lambda o, x: o.atan(x), sp.atan, r"\arctan\left({0}\right)", "arctan(x)", _never,
             {sp.atan: Form(lambda o, x: o.atan(x), lambda x: (-math.pi / 2, math.pi / 2))}),
     Builtin("relu", 1, lambda o, x: o.clamp_min(x, 0.0), lambda x: sp.Max(x, 0), r"\max\left({0}, 0\right)",
-            "max(x, 0)", _always),
-    Builtin("add", 2, lambda o, x, y: o.add(x, y), lambda x, y: x + y, r"{0} + {1}", "x + y", _all, infix="+"),
-    Builtin("sub", 2, lambda o, x, y: o.sub(x, y), lambda x, y: x - y, r"{0} - {1}", "x - y", _never, infix="-"),
-    Builtin("mul", 2, lambda o, x, y: o.mul(x, y), lambda x, y: x * y, r"{0} {1}", "x * y", _all, infix="*"),
+            "max(x, 0)", _always, units=_keep),
+    Builtin("add", 2, lambda o, x, y: o.add(x, y), lambda x, y: x + y, r"{0} + {1}", "x + y", _all, units=_same,
+            infix="+", commutative=True),
+    Builtin("sub", 2, lambda o, x, y: o.sub(x, y), lambda x, y: x - y, r"{0} - {1}", "x - y", _never, units=_same,
+            infix="-"),
+    Builtin("mul", 2, lambda o, x, y: o.mul(x, y), lambda x, y: x * y, r"{0} {1}", "x * y", _all, units=_times,
+            infix="*", commutative=True),
     Builtin("div", 2, lambda o, x, y: o.div(x, o.safe_den(y)), SafeDiv, r"\frac{{{0}}}{{{1}}}",
             "x / (sgn(y) * max(|y|, 1e-12)), sgn(0) = +1", _all,
-            {SafeDiv: Form(lambda o, x, y: o.div(x, o.safe_den(y)))}, infix="/"),
-    Builtin("max", 2, lambda o, x, y: o.maximum(x, y), sp.Max, r"\max\left({0}, {1}\right)", "max(x, y)", _any),
-    Builtin("min", 2, lambda o, x, y: o.minimum(x, y), sp.Min, r"\min\left({0}, {1}\right)", "min(x, y)", _all),
+            {SafeDiv: Form(lambda o, x, y: o.div(x, o.safe_den(y)))}, _per, infix="/"),
+    Builtin("max", 2, lambda o, x, y: o.maximum(x, y), sp.Max, r"\max\left({0}, {1}\right)", "max(x, y)", _any,
+            units=_same, commutative=True),
+    Builtin("min", 2, lambda o, x, y: o.minimum(x, y), sp.Min, r"\min\left({0}, {1}\right)", "min(x, y)", _all,
+            units=_same, commutative=True),
     Builtin("pow", 2, lambda o, x, y: o.exp(o.clamp_max(o.mul(y, o.log(o.clamp_min(o.abs(x), TINY))), EXP_MAX)),
             SafePow, r"\left|{0}\right|^{{{1}}}", "exp(min(y * log(max(|x|, 1e-12)), 20)), i.e. |x|**y kept finite",
             _always, {SafePow: Form(

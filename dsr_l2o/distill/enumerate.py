@@ -31,14 +31,13 @@ import torch
 
 from .. import expr as ex
 from ..grammar import Grammar
+from ..layout import dispatch
+from ..operators import BUILTIN_OPERATORS, Operator, units_of_function
 from ..safe_sympy import EXP_MAX, TINY
 
 Unit = tuple[int, int]
 """Twice the exponents of the gradient's and the parameter's units (so ``sqrt`` stays whole)."""
 DIMENSIONLESS: Unit = (0, 0)
-COMMUTATIVE = {"add", "mul", "max", "min"}
-SAME_UNITS = {"add", "sub", "max", "min"}
-DIMENSIONLESS_ARGS = {"exp", "log", "tanh"}
 MAX_VALUE = 1e15
 CHUNK = 50_000
 
@@ -56,18 +55,32 @@ class Node:
 
 def operand_units(grammar: Grammar) -> dict[str, Unit]:
     """The unit of each operand, inferred from its definition (unknown ones count as dimensionless)."""
-    units: dict[str, Unit] = {}
-    for name, operand in grammar.operands.items():
-        if operand.kind == "grad":
-            units[name] = (2, 0)
-        elif operand.kind == "param":
-            units[name] = (0, 2)
-        elif operand.kind == "step":
-            units[name] = DIMENSIONLESS
-        else:
-            found = _infer(operand.source, units)
-            units[name] = found if isinstance(found, tuple) else DIMENSIONLESS
-    return units
+    backend = _Units()
+    for operand in grammar.operands.values():
+        backend.units[operand.name] = dispatch(operand, backend)
+    return backend.units
+
+
+class _Units:
+    """The layout backend that gives each operand its unit."""
+
+    def __init__(self):
+        self.units: dict[str, Unit] = {}
+
+    def gradient(self, op):
+        return (2, 0)
+
+    def parameter(self, op):
+        return (0, 2)
+
+    def step(self, op):
+        return DIMENSIONLESS
+
+    def derived(self, op):
+        found = _infer(op.source, self.units)
+        return found if isinstance(found, tuple) else DIMENSIONLESS
+
+    average = derived
 
 
 def _infer(node: ex.Expr, units: dict[str, Unit]):
@@ -82,39 +95,25 @@ def _infer(node: ex.Expr, units: dict[str, Unit]):
     args = [_infer(a, units) for a in node.args]
     if any(a is None for a in args):
         return None
-    plain = [DIMENSIONLESS if a == "num" else a for a in args]
-    op = node.op
-    if op in ("neg", "abs", "relu"):
-        return args[0]
-    if op == "sign" or op in DIMENSIONLESS_ARGS:
-        return DIMENSIONLESS
-    if op == "square":
-        return "num" if args[0] == "num" else (plain[0][0] * 2, plain[0][1] * 2)
-    if op == "sqrt":
-        return "num" if args[0] == "num" else (plain[0][0] // 2, plain[0][1] // 2)
-    if op in SAME_UNITS:
+    if all(a == "num" for a in args):
+        return "num"
+    operator = _operator(node.op)
+    if operator.same_units:
         known = [a for a in args if a != "num"]
-        return "num" if not known else (known[0] if all(k == known[0] for k in known) else None)
-    if op == "mul":
-        return (plain[0][0] + plain[1][0], plain[0][1] + plain[1][1])
-    if op == "div":
-        return (plain[0][0] - plain[1][0], plain[0][1] - plain[1][1])
-    return DIMENSIONLESS
+        return known[0] if all(k == known[0] for k in known) else None
+    found = operator.units(*(DIMENSIONLESS if a == "num" else a for a in args))
+    return DIMENSIONLESS if found is None else found
+
+
+def _operator(op: str) -> Operator:
+    """The registry's operator ``op``; a custom operator follows the rule of a function."""
+    return BUILTIN_OPERATORS.get(op) or Operator(op, 1, None, None, "", "")
 
 
 def unary_unit(op: str, unit: Unit, custom: bool) -> Unit | None:
-    """The unit of ``op(x)`` for ``x`` of ``unit``, or ``None`` where units forbid it."""
-    if op == "sign":
-        return DIMENSIONLESS
-    if op in ("abs", "relu"):
-        return unit
-    if op == "square":
-        return (unit[0] * 2, unit[1] * 2)
-    if op == "sqrt":
-        return (unit[0] // 2, unit[1] // 2) if unit[0] % 2 == 0 and unit[1] % 2 == 0 else None
-    if op in DIMENSIONLESS_ARGS or custom:
-        return DIMENSIONLESS if unit == DIMENSIONLESS else None
-    return None
+    """The unit of ``op(x)`` for ``x`` of ``unit``, or ``None`` where units forbid it (the
+    registry's units rule; a custom operator takes and gives dimensionless values)."""
+    return (units_of_function if custom else _operator(op).units)(unit)
 
 
 def binary_unit(op: str, a: Unit | None, b: Unit | None) -> Unit | None:
@@ -124,13 +123,7 @@ def binary_unit(op: str, a: Unit | None, b: Unit | None) -> Unit | None:
         return b if a is None else a
     if a is None or b is None:
         return None
-    if op in SAME_UNITS:
-        return a if a == b else None
-    if op == "mul":
-        return (a[0] + b[0], a[1] + b[1])
-    if op == "div":
-        return (a[0] - b[0], a[1] - b[1])
-    return None
+    return _operator(op).units(a, b)
 
 
 def epsilons(grammar: Grammar) -> list[float]:
@@ -260,7 +253,7 @@ class Library:
                 break
             for left_size in range(1, size - 1):
                 right_size = size - 1 - left_size
-                if op in COMMUTATIVE and left_size > right_size:
+                if _operator(op).commutative and left_size > right_size:
                     continue
                 for a_ids, b_ids in self._pairs(op, left_size, right_size):
                     if op == "div":
@@ -289,20 +282,20 @@ class Library:
             if self.units[i] is None:
                 wildcards.append(i)
                 continue
-            groups.setdefault(self.units[i] if op in SAME_UNITS else "any", []).append(i)
+            groups.setdefault(self.units[i] if _operator(op).same_units else "any", []).append(i)
         a_all, b_all = [], []
         for a in left:
             if self.units[a] is None:  # an epsilon: only added, to a formula of any unit
                 partners = [j for j in right if self.units[j] is not None and not self.is_constant[j]] \
                     if op == "add" else []
             else:
-                partners = groups.get(self.units[a] if op in SAME_UNITS else "any", [])
+                partners = groups.get(self.units[a] if _operator(op).same_units else "any", [])
                 if op == "add" and not self.is_constant[a]:
                     partners = partners + wildcards
             if not partners:
                 continue
             b = np.asarray(partners)
-            if op in COMMUTATIVE and left_size == right_size:
+            if _operator(op).commutative and left_size == right_size:
                 b = b[b >= a]
             if self.is_constant[a]:
                 b = np.asarray([j for j in b if not self.is_constant[j]], dtype=np.int64)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import expr as ex
 from ..grammar import Grammar, Operand
+from ..layout import gradient_names, moving_averages
 from .record import Trace
 
 CANDIDATE_BETAS = (0.9, 0.95, 0.99, 0.999)
@@ -40,7 +41,7 @@ class Suggestion:
 
 
 def _grad_name(grammar: Grammar) -> str | None:
-    return next((n for n, op in grammar.operands.items() if op.kind == "grad"), None)
+    return next(iter(gradient_names(grammar)), None)
 
 
 def candidate_operands(grammar: Grammar) -> list[Operand]:
@@ -49,7 +50,7 @@ def candidate_operands(grammar: Grammar) -> list[Operand]:
     grad = _grad_name(grammar)
     if grad is None:
         return []
-    have = {(op.source, op.beta, op.debias) for op in grammar.operands.values() if op.kind == "ema"}
+    have = {(op.source, op.beta, op.debias) for op in moving_averages(grammar)}
     out = []
     for prefix, source, nonnegative in (("m", ex.Var(grad), False), ("v", ex.Power(ex.Var(grad), 2), True)):
         for beta in CANDIDATE_BETAS:

@@ -15,7 +15,7 @@ from ..grammar import Grammar
 from ..layout import OperandLayout, dispatch
 
 
-class _Step:
+class StepBackend:
     """The tracker's backend for one step: tensors in, new buffers and operand values out."""
 
     def __init__(self, layout: OperandLayout, state, grad, param, t):
@@ -62,7 +62,7 @@ class OperandTracker:
     def step(self, state: dict[str, torch.Tensor], grad: torch.Tensor, param: torch.Tensor,
              t: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Advance to step ``t`` (from 1); return the new buffers and every operand's value."""
-        backend = _Step(self.layout, state, grad, param, t)
+        backend = StepBackend(self.layout, state, grad, param, t)
         for op in self.layout.operands():
             backend.values[op.name] = dispatch(op, backend)
         return backend.new_state, backend.values
