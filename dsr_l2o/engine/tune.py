@@ -21,7 +21,7 @@ import torch
 
 from ..errors import ConfigError
 from ..evaluation.baselines import OptimizerSpec, formula_spec
-from ..evaluation.protocol import EvalProtocol, Progress, TuneResult, check_task, with_data_seed
+from ..evaluation.protocol import EvalProtocol, Progress, TuneResult, check_task, heldout_metrics, with_data_seed
 from ..formula import Formula
 from .runs import BatchRuns, train_formulas, train_optimizers
 from .stacked_optim import stackable
@@ -94,21 +94,13 @@ def _score(entry: _Entry, lr: float, runs: BatchRuns, r: int, window: int) -> bo
     return improved
 
 
-def _heldout(task, params) -> dict[str, float] | None:
-    if not hasattr(task, "heldout"):
-        return None
-    with torch.no_grad():
-        metrics = task.heldout([p.detach() for p in params])
-    return {k: float(v) for k, v in metrics.items()} or None
-
-
 def _result(entry: _Entry, task, protocol: EvalProtocol, steps: int, window: int, seconds: float,
             threshold: float | None) -> TuneResult:
     curve = heldout = None
     if entry.best is not None:
         runs, r = entry.best
         curve = np.mean([runs.curve(s, r) for s in range(len(runs.seeds))], axis=0).tolist()
-        metrics = [_heldout(with_data_seed(task, seed), runs.final[s][r]) for s, seed in enumerate(runs.seeds)]
+        metrics = [heldout_metrics(with_data_seed(task, seed), runs.final[s][r]) for s, seed in enumerate(runs.seeds)]
         if metrics[0] is not None:
             heldout = {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
     result = TuneResult(entry.spec.name, task.name, steps, window, entry.best_lr, entry.best_score,

@@ -215,7 +215,8 @@ class TuneResult:
         return not math.isfinite(self.best_score)
 
 
-def _heldout(task, params) -> dict[str, float] | None:
+def heldout_metrics(task, params) -> dict[str, float] | None:
+    """``task.heldout(params)`` as floats, ``None`` for a task without a held-out metric."""
     if not hasattr(task, "heldout"):
         return None
     with torch.no_grad():
@@ -266,7 +267,7 @@ def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
     curve = heldout = None
     if best_runs is not None:
         curve = np.mean([run.losses for run in best_runs], axis=0).tolist()
-        metrics = [_heldout(seeded[seed], run.params) for seed, run in zip(protocol.seeds, best_runs)]
+        metrics = [heldout_metrics(seeded[seed], run.params) for seed, run in zip(protocol.seeds, best_runs)]
         if metrics[0] is not None:
             heldout = {key: float(np.mean([m[key] for m in metrics])) for key in metrics[0]}
     result = TuneResult(spec.name, task.name, steps, window, best_lr, best_score, scores, seed_scores,
