@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from .. import __version__
 from ..errors import ConfigError, DsrError
 from ..grammar import default_grammar_path, load_grammar
 from ..result import Candidate, DistillResult, save_result
+from ..threads import single_thread
 from .teacher import teacher_spec
 
 Log = Callable[[str], None]
@@ -59,11 +59,9 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
     names = RelaxedRule(grammar_obj, depth=1).operand_names
     extra = missing.candidate_operands(grammar_obj) if suggest else []
     recorded = missing.with_operands(grammar_obj, extra) if extra else grammar_obj
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     started = time.perf_counter()
     suggestion = None
-    try:
+    with single_thread():
         log(f"recording {spec.name} on {episodes} tasks of {tasks}, {steps} steps each")
         trace = record(spec, family, recorded, names + [o.name for o in extra], episodes=episodes, steps=steps,
                        lr=lr, seed=seed, on_episode=on_episode)
@@ -77,8 +75,6 @@ def distil(teacher: str, grammar: str | Path | None = None, out: str | Path = "r
             log("no formula is exact; trying extra operands")
             suggestion = missing.suggest(fit_rows, held_rows, grammar_obj, names, extra, seed=seed, log=log,
                                          baseline_r2=max(c.r2 for c in candidates))
-    finally:
-        torch.set_num_threads(threads)
     seconds = time.perf_counter() - started
     if not candidates:
         raise DsrError("no candidate formula fitted the teacher with finite values; "

@@ -20,6 +20,7 @@ from ..atomic import clean_temp_files, write_text, write_torch
 from ..errors import ConfigError, DsrError, SearchInterrupted
 from ..grammar import default_grammar_path, grammar_from_text, load_grammar
 from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_text, resumed_settings, truncate_metrics
+from ..threads import single_thread
 from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
@@ -72,15 +73,11 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
         write_text(out / "config.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
         write_text(out / "grammar.yaml", grammar_obj.source_text)
 
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # the inner tasks are tiny: intra-op threads cost more than they give
     try:
-        return _search(settings, grammar_obj, family, validation, device, out, resume, report)
+        with single_thread(device.type == "cpu"):
+            return _search(settings, grammar_obj, family, validation, device, out, resume, report)
     except KeyboardInterrupt:
         raise SearchInterrupted(interrupted_message(out)) from None
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _search(settings, grammar, family, validation, device, out, resume, report) -> SearchResult:
