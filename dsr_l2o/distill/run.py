@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-
 from .. import __version__
 from ..errors import ConfigError, DsrError
 from ..grammar import default_grammar_path, load_grammar
