@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import task_seed
 from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
                        list_tasks)
 
@@ -33,7 +34,9 @@ def _describe_task(task) -> str:
     lines = [f"task {task.name}"]
     if getattr(task, "description", ""):
         lines.append(f"  {task.description}")
-    lines += [f"  steps: {task.steps} (default horizon)", f"  data seed: {task.seed}",
+    seed = task_seed(task)
+    lines += [f"  steps: {task.steps} (default horizon)",
+              f"  data seed: {'none (the init seed only)' if seed is None else seed}",
               f"  parameters: {sum(p.numel() for p in params)} in {len(params)} tensors ({shapes})"]
     if getattr(task, "x_train", None) is not None:
         lines.append(f"  train examples: {len(task.x_train)}, batch size {task.batch_size}")
