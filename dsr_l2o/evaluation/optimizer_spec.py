@@ -72,8 +72,10 @@ def _check_keywords(label: str, sig, kwargs: dict) -> None:
 
 
 def _probe(label: str, make) -> None:
+    """Build the optimizer for a 2x2 tensor and take one step, so bad settings fail here, in one line."""
+    probe = torch.zeros(2, 2, requires_grad=True)
     try:
-        optimizer = make([torch.zeros(2, 2, requires_grad=True)], 1e-3)
+        optimizer = make([probe], 1e-3)
     except ConfigError:
         raise
     except Exception as err:
@@ -82,6 +84,12 @@ def _probe(label: str, make) -> None:
     if not (callable(getattr(optimizer, "step", None)) and callable(getattr(optimizer, "zero_grad", None))):
         raise ConfigError(f"{label}: it returned a {type(optimizer).__name__}, not an optimizer "
                           "(one with step() and zero_grad())")
+    probe.grad = torch.ones_like(probe)
+    try:
+        optimizer.step()
+    except Exception as err:
+        raise ConfigError(f"{label}: a first step() at lr=1e-3 on a 2x2 tensor raised {_first_line(err)}; "
+                          "check its keywords (step() is called without a closure)") from None
 
 
 def display_name(base: str, kwargs: dict) -> str:
