@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from dsr_l2o.cli import main
-from dsr_l2o.evaluation import (Comparison, EvalProtocol, compare, geometric_mean_ratio, get_baselines,
-                                score_ratio, tune)
+from dsr_l2o.evaluation import Comparison, EvalProtocol, compare, geometric_mean_ratio, score_ratio, tune
 from dsr_l2o.evaluation.protocol import with_data_seed
 from dsr_l2o.export.markdown import comparison_block
 from dsr_l2o.tasks import get_task, get_tasks, is_family, is_task, task_seed, task_to
@@ -29,7 +28,7 @@ def test_four_member_task_is_a_task_with_documented_defaults():
     params = [p.requires_grad_(True) for p in moved.init(0)]
     moved.loss(params, 0).backward()
     assert params[0].grad is not None and moved.name == task.name
-    result = tune(get_baselines(["adam"])[0], task, EvalProtocol(lrs=(0.1,), seeds=(0, 1), extend_edges=0))
+    result = tune("adam", task, EvalProtocol(lrs=(0.1,), seeds=(0, 1), extend_edges=0))
     assert result.best_score < task.loss(task.init(0), 0).item()
 
 
@@ -69,24 +68,23 @@ def test_ratios_share_one_definition():
 
 def test_comparison_reports_the_best_baseline_ratio_and_rank():
     task = get_task("quadratic_wellcond")
-    specs = get_baselines(["sgd", "adam", "momentum"])
-    comparison = compare(specs, [task], EvalProtocol(lrs=(0.01, 0.1, 1.0), seeds=(0,), steps=15, extend_edges=0),
-                         candidates=("adam",))
+    comparison = compare(["sgd", torch.optim.Adam, "momentum"], [task], EvalProtocol(lrs=(0.01, 0.1, 1.0), seeds=(0,), steps=15, extend_edges=0),
+                         candidates=("Adam",))
     scores = {n: comparison.results[task.name][n].best_score for n in ("sgd", "momentum")}
     best = min(scores, key=scores.get)
     assert comparison.baselines == ["sgd", "momentum"] and comparison.best_baseline(task.name) == best
     assert comparison.ratio_to_best(task.name, best) == 1.0
-    adam = comparison.results[task.name]["adam"].best_score
-    assert comparison.ratio_to_best(task.name, "adam") == pytest.approx(adam / scores[best])
-    assert comparison.geomean_ratio_to_best("adam") == pytest.approx(adam / scores[best])
+    adam = comparison.results[task.name]["Adam"].best_score
+    assert comparison.ratio_to_best(task.name, "Adam") == pytest.approx(adam / scores[best])
+    assert comparison.geomean_ratio_to_best("Adam") == pytest.approx(adam / scores[best])
     data = comparison.to_json()
     assert data["tasks"][task.name]["best_baseline"] == best
-    assert data["ratio_to_best_baseline"][task.name]["adam"] == pytest.approx(adam / scores[best])
+    assert data["ratio_to_best_baseline"][task.name]["Adam"] == pytest.approx(adam / scores[best])
     assert "/best" in comparison.table() and f"best baseline {best}" in comparison.table()
     page = "\n".join(comparison_block(data))
     assert "score / best baseline" in page and f"<code>{best}</code> (best baseline)" in page
     assert Comparison(comparison.protocol, comparison.results, comparison.thresholds).baselines == [
-        "sgd", "adam", "momentum"]
+        "sgd", "Adam", "momentum"]
 
 
 def test_evaluate_default_search_lists_the_modern_baselines_and_the_best_per_task(tmp_path, capsys):

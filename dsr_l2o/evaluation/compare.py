@@ -112,9 +112,14 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
             progress: Progress | None = None, candidates=()) -> Comparison:
     """Tune every optimizer of ``specs`` on every task with the same ``protocol``.
 
-    ``candidates`` names the specs under test; the others are the baselines they are ranked against.
+    ``specs`` holds OptimizerSpecs or anything :func:`~.baselines.get_baseline` accepts (names,
+    ``"module:Class"``, classes, factories). ``candidates`` names the specs under test; the others
+    are the baselines they are ranked against.
     """
+    from .baselines import get_baseline
+
     protocol = protocol or EvalProtocol()
+    specs = [get_baseline(spec) for spec in specs]
     _check_unique([s.name for s in specs], "optimizer")
     _check_unique([t.name for t in tasks], "task")
     if not specs or not tasks:

@@ -227,10 +227,15 @@ def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
          progress: Progress | None = None, threshold: float | None = None) -> TuneResult:
     """Run ``spec`` on ``task`` at every lr and seed of ``protocol``; return the best lr's result.
 
+    ``spec`` is an OptimizerSpec or anything :func:`~.baselines.get_baseline` accepts.
+
     Where the best lr is at an edge of the grid, lrs beyond that edge are tried while the score
     improves (``protocol.extend_edges`` at most). ``progress(1)`` is called after each run on the
     grid. Ties go to the smaller learning rate.
     """
+    from .baselines import get_baseline
+
+    spec = get_baseline(spec)
     protocol = protocol or EvalProtocol()
     steps = protocol.steps_for(task)
     window = protocol.window(steps)
