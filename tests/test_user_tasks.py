@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dsr_l2o.cli import main
-from dsr_l2o.evaluation import Comparison, EvalProtocol, compare, geometric_mean_ratio, score_ratio, tune
+from dsr_l2o.evaluation import (Comparison, EvalProtocol, TuneResult, compare, geometric_mean_ratio, score_ratio,
+                                tune)
 from dsr_l2o.evaluation.protocol import with_data_seed
 from dsr_l2o.export.markdown import comparison_block
 from dsr_l2o.tasks import get_task, get_tasks, is_family, is_task, task_seed, task_to
@@ -77,6 +78,8 @@ def test_comparison_reports_the_best_baseline_ratio_and_rank():
     adam = comparison.results[task.name]["Adam"].best_score
     assert comparison.ratio_to_best(task.name, "Adam") == pytest.approx(adam / scores[best])
     assert comparison.geomean_ratio_to_best("Adam") == pytest.approx(adam / scores[best])
+    for result in comparison.results[task.name].values():
+        assert TuneResult.from_json(json.loads(json.dumps(result.to_json()))) == result
     data = comparison.to_json()
     assert data["tasks"][task.name]["best_baseline"] == best
     assert data["ratio_to_best_baseline"][task.name]["Adam"] == pytest.approx(adam / scores[best])
