@@ -56,6 +56,9 @@ def test_family_in_tasks_is_sampled(tmp_path, capsys):
           "--baselines", "adam,sgd", "--out", str(out), *TINY])
     data = json.loads((out / "evaluation.json").read_text())
     assert list(data["tasks"]) == ["scaled_least_squares-0", "scaled_least_squares-1"]
+    capsys.readouterr()
+    main(["tasks", "user_task_module:make_family"])
+    assert "seed 1: scaled_least_squares-1" in capsys.readouterr().out
 
 
 def test_ratios_share_one_definition():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import task_seed
+from .base import is_family, task_seed
 from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
                        list_tasks)
 
@@ -24,7 +24,12 @@ def overview() -> str:
 def describe(spec: str) -> str:
     """Details of one task (built-in or ``module:attr``) or family."""
     if spec in dict(list_families()) or "+" in spec:
-        return _describe_family(spec)
+        return _describe_family(get_family(spec))
+    if ":" in spec:
+        from .loader import load_user_task
+
+        obj = load_user_task(spec, allow_family=True)
+        return _describe_family(obj) if is_family(obj) else _describe_task(obj)
     return _describe_task(get_task(spec))
 
 
@@ -48,8 +53,10 @@ def _describe_task(task) -> str:
     return "\n".join(lines)
 
 
-def _describe_family(spec: str) -> str:
-    family = get_family(spec)
-    lines = [f"family {family.name}", f"  {family.description}", "  examples:"]
+def _describe_family(family) -> str:
+    lines = [f"family {family.name}"]
+    if getattr(family, "description", ""):
+        lines.append(f"  {family.description}")
+    lines.append("  examples:")
     lines += [f"    seed {seed}: {family.sample(seed).name}" for seed in range(EXAMPLES)]
     return "\n".join(lines)
