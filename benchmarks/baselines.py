@@ -39,7 +39,7 @@ def _tune_job(task_name: str, baseline: str, steps: int | None, cache: Path | No
     path = None if cache is None else cache / f"{task_name}__{baseline}.json"
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
-        return TuneResult.from_json(data["result"]), data["cpu_seconds"]
+        return TuneResult.from_json(data["result"]), data["cpu_seconds"], True
     task = get_task(task_name)
     protocol = EvalProtocol(steps=None if steps is None else min(steps, task.steps))
     cpu = time.process_time()
@@ -47,7 +47,7 @@ def _tune_job(task_name: str, baseline: str, steps: int | None, cache: Path | No
     cpu = time.process_time() - cpu
     if path is not None:
         write_json(path, {"result": result.to_json(), "cpu_seconds": cpu})
-    return result, cpu
+    return result, cpu, False
 
 
 def _cell(value, spec=".3g") -> str:
@@ -73,7 +73,7 @@ def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers:
         "",
         *[f"{note}" for note in notes],
         "",
-        f"Wall time {seconds:.0f} s with {workers} worker process(es), one torch thread each "
+        f"Wall time {seconds:.0f} s in all with {workers} worker process(es), one torch thread each "
         f"({cpu:.0f} CPU-seconds in the training runs; {load}).",
         "",
         "## Best baseline per task",
@@ -87,7 +87,8 @@ def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers:
         r = comparison.results[task][best] if best else None
         lines.append(f"| {task} | {best or '-'} | {_cell(r and r.best_score)} ({_cell(r and r.best_lr, 'g')}) | "
                      f"{_cell(comparison.results[task]['adam'].best_score)} | "
-                     f"{_cell(comparison.ratio(task, best, 'adam') if best else None)} | {ordered[1]} |")
+                     f"{_cell(comparison.ratio(task, best, 'adam') if best else None)} | "
+                     f"{next((n for n in ordered if n != best), '-')} |")
     lines += ["", "## Score / tuned Adam score (rank among all baselines)", "",
               "| baseline | " + " | ".join(comparison.tasks) + " | geometric mean | / best, geometric mean |",
               "|---" * (len(comparison.tasks) + 3) + "|"]
@@ -139,25 +140,28 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = {job: pool.submit(_tune_job, *job) for job in jobs}
-        done = 0
+        done = computed = 0
         results = {}
         for job, future in futures.items():
-            results[job[:2]], job_cpu = future.result()
+            results[job[:2]], job_cpu, cached = future.result()
             cpu += job_cpu
+            computed += not cached
             done += 1
             print(f"[{done}/{len(jobs)}] {job[0]} {job[1]}: {results[job[:2]].best_score:.4g} "
                   f"(lr {results[job[:2]].best_lr}) {time.perf_counter() - start:.0f}s", file=sys.stderr)
     seconds = time.perf_counter() - start
     load = f"load average {load_before:.1f} at start, {os.getloadavg()[1]:.1f} over the last 5 min at the end"
-    if args.cache is not None:
-        run_file = args.cache / "_run.json"
-        if cpu > 0 and seconds > 60:
-            write_json(run_file, {"wall_seconds": seconds, "machine_load": load})
-        elif run_file.is_file():
-            import json
+    if args.cache is not None:  # the cache may have been filled over several runs: report them all
+        import json
 
-            recorded = json.loads(run_file.read_text())
-            seconds, load = recorded["wall_seconds"], recorded["machine_load"] + " (timed when the cache was filled)"
+        run_file = args.cache / "_run.json"
+        runs = json.loads(run_file.read_text())["runs"] if run_file.is_file() else []
+        if computed:
+            runs.append({"wall_seconds": round(seconds, 1), "jobs": computed, "machine_load": load})
+            write_json(run_file, {"runs": runs})
+        seconds = sum(run["wall_seconds"] for run in runs)
+        load = "; ".join(f"run {i + 1} ({run['jobs']} tuning jobs, {run['wall_seconds']:.0f} s): {run['machine_load']}"
+                         for i, run in enumerate(runs))
 
     per_task, thresholds = {}, {}
     for task in tasks:
