@@ -89,6 +89,15 @@ def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers:
                      f"{_cell(comparison.results[task]['adam'].best_score)} | "
                      f"{_cell(comparison.ratio(task, best, 'adam') if best else None)} | "
                      f"{next((n for n in ordered if n != best), '-')} |")
+    from dsr_l2o.evaluation.ratios import FLOOR
+
+    for task in comparison.tasks:
+        zero = [n for n in names if comparison.results[task][n].best_score <= FLOOR]
+        if zero:
+            lines += ["", f"On {task}, {' and '.join(zero)} reach a training loss of at most {FLOOR:g} (in float32, "
+                      f"exactly 0). Ratios clamp scores at {FLOOR:g} (`dsr_l2o.evaluation.ratios`), so every other "
+                      f"baseline's score / best there is about {1 / FLOOR:.0e} times its score, and that task "
+                      "dominates the geometric means of score / best baseline; the ranks are the robust view."]
     lines += ["", "## Score / tuned Adam score (rank among all baselines)", "",
               "| baseline | " + " | ".join(comparison.tasks) + " | geometric mean | / best, geometric mean |",
               "|---" * (len(comparison.tasks) + 3) + "|"]

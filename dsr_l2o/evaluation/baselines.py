@@ -27,7 +27,7 @@ mars                ``pytorch_optimizer.MARS``, ``optimize_1d=True``            
 ademamix            ``pytorch_optimizer.AdEMAMix``                                    pytorch-optimizer
 cautious_adamw      ``pytorch_optimizer.AdEMAMix``, alpha 0, weight decay 0.01        pytorch-optimizer
                     decoupled, ``cautious=True``
-schedulefree_adamw  ``schedulefree.AdamWScheduleFree`` (``train()``/``eval()``)       schedulefree
+schedulefree_adamw  ``schedulefree.AdamWScheduleFree`` (``.train()``/``.eval()``)     schedulefree
 ==================  ================================================================  =================
 
 Where a default would bypass the tuned learning rate it is changed, so the grid applies to every
@@ -43,7 +43,7 @@ parameter:
   with ``alpha=0`` is exactly AdamW (the slow average gets weight 0), and ``cautious=True`` masks
   the momentum where it disagrees with the gradient's sign (Liang et al., 2024).
 
-An optimizer with ``train()`` and ``eval()`` methods (the schedule-free convention) is put in train
+An optimizer with ``.train()`` and ``.eval()`` methods (the schedule-free convention) is put in train
 mode when it is built and in eval mode (:func:`eval_mode`) before the final parameters are read
 for the held-out metric. Beyond these names, :func:`get_baseline` accepts ``"module:Class"``, an
 optimizer class or a factory ``(params, lr) -> optimizer`` (see :mod:`.optimizer_spec`).
