@@ -1,11 +1,14 @@
 """Tune every baseline on every validation task with the full protocol; write baselines.md/.json.
 
-    python benchmarks/baselines.py [--steps N] [--workers 2]
+    python benchmarks/baselines.py [--steps N] [--workers 2] [--tasks a,b] [--cache DIR]
 
 Protocol: the default lr grid (16 values log-spaced from 1e-4 to 10), seeds 0, 1, 2, score = mean
 training loss of the last 10% of steps averaged over seeds (diverged = inf). Each task runs its
-own default horizon (about 8-9 minutes on two idle cores); --steps N caps it, and the output says so.
-Runs are spread over --workers processes with one torch thread each.
+own default horizon; --steps N caps it and --tasks picks a subset of the validation tasks, and the
+output says so. Every baseline whose library is installed runs (the modern ones need
+``pip install -e ".[baselines]"``; the output lists any left out). Runs are spread over --workers
+processes with one torch thread each. With --cache DIR each tuned result is kept as DIR/TASK__NAME.json
+and a rerun reuses it, so an interrupted run resumes and the report can be rewritten without training.
 """
 
 from __future__ import annotations
@@ -23,23 +26,36 @@ HERE = Path(__file__).resolve().parent
 TASK_ORDER_HINT = ("cnn_digits", "mlp_digits_relu", "mlp_digits_tanh", "logreg_cancer")
 
 
-def _tune_job(task_name: str, baseline: str, steps: int | None):
+def _tune_job(task_name: str, baseline: str, steps: int | None, cache: Path | None):
+    import json
+
     import torch
 
     torch.set_num_threads(1)
-    from dsr_l2o.evaluation import EvalProtocol, get_baseline, tune
+    from dsr_l2o.atomic import write_json
+    from dsr_l2o.evaluation import EvalProtocol, TuneResult, get_baseline, tune
     from dsr_l2o.tasks import get_task
 
+    path = None if cache is None else cache / f"{task_name}__{baseline}.json"
+    if path is not None and path.is_file():
+        data = json.loads(path.read_text())
+        return TuneResult.from_json(data["result"]), data["cpu_seconds"], True
     task = get_task(task_name)
     protocol = EvalProtocol(steps=None if steps is None else min(steps, task.steps))
     cpu = time.process_time()
     result = tune(get_baseline(baseline), task, protocol)
-    return result, time.process_time() - cpu
+    cpu = time.process_time() - cpu
+    if path is not None:
+        write_json(path, {"result": result.to_json(), "cpu_seconds": cpu})
+    return result, cpu, False
 
 
-def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: int, load: str) -> str:
-    from dsr_l2o.evaluation import BASELINE_NAMES
+def _cell(value, spec=".3g") -> str:
+    return "-" if value is None else ("diverged" if value == float("inf") else format(value, spec))
 
+
+def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers: int, load: str) -> str:
+    names = comparison.optimizers
     lines = [
         "# Tuned baselines on the validation tasks",
         "",
@@ -52,35 +68,56 @@ def _markdown(comparison, steps_note: str, seconds: float, cpu: float, workers: 
         "last 10% of steps, averaged over seeds; a run with a non-finite loss scores inf (diverged). "
         "Steps to threshold: first step at which the trailing mean loss (same window as the score) "
         "of the seed-averaged curve at the best lr reaches the task's threshold, the median of the "
-        "nine baselines' best scores.",
+        f"{len(names)} baselines' best scores. Baselines and their settings: `dsr_l2o/evaluation/baselines.py` "
+        "and docs/baselines.md.",
         "",
-        f"Horizon: {steps_note}.",
+        *[f"{note}" for note in notes],
         "",
-        f"Wall time {seconds:.0f} s with {workers} worker process(es), one torch thread each "
+        f"Wall time {seconds:.0f} s in all with {workers} worker process(es), one torch thread each "
         f"({cpu:.0f} CPU-seconds in the training runs; {load}).",
         "",
-        "## Best score (best lr) per task",
+        "## Best baseline per task",
         "",
-        "| task | " + " | ".join(BASELINE_NAMES) + " | winner |",
-        "|---" * (len(BASELINE_NAMES) + 2) + "|",
+        "| task | best baseline | its score (lr) | adam's score | best / adam | runner-up |",
+        "|---|---|---|---|---|---|",
     ]
     for task in comparison.tasks:
+        best = comparison.best_baseline(task)
+        ordered = sorted(names, key=lambda n: (comparison.results[task][n].best_score, n))
+        r = comparison.results[task][best] if best else None
+        lines.append(f"| {task} | {best or '-'} | {_cell(r and r.best_score)} ({_cell(r and r.best_lr, 'g')}) | "
+                     f"{_cell(comparison.results[task]['adam'].best_score)} | "
+                     f"{_cell(comparison.ratio(task, best, 'adam') if best else None)} | "
+                     f"{next((n for n in ordered if n != best), '-')} |")
+    from dsr_l2o.evaluation.ratios import FLOOR
+
+    for task in comparison.tasks:
+        zero = [n for n in names if comparison.results[task][n].best_score <= FLOOR]
+        if zero:
+            lines += ["", f"On {task}, {' and '.join(zero)} reach a training loss of at most {FLOOR:g} (in float32, "
+                      f"exactly 0). Ratios clamp scores at {FLOOR:g} (`dsr_l2o.evaluation.ratios`), so every other "
+                      f"baseline's score / best there is about {1 / FLOOR:.0e} times its score, and that task "
+                      "dominates the geometric means of score / best baseline; the ranks are the robust view."]
+    lines += ["", "## Score / tuned Adam score (rank among all baselines)", "",
+              "| baseline | " + " | ".join(comparison.tasks) + " | geometric mean | / best, geometric mean |",
+              "|---" * (len(comparison.tasks) + 3) + "|"]
+    order = sorted(names, key=lambda n: (comparison.geomean_ratio(n, "adam") or float("inf"), n))
+    for name in order:
+        cells = [f"{_cell(comparison.ratio(t, name, 'adam'))} ({comparison.rank(t, name)})" for t in comparison.tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_cell(comparison.geomean_ratio(name, 'adam'))} | "
+                     f"{_cell(comparison.geomean_ratio_to_best(name))} |")
+    lines += ["", "## Best score (best lr) per task", "",
+              "| task | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for task in comparison.tasks:
         cells = []
-        for name in BASELINE_NAMES:
+        for name in names:
             r = comparison.results[task][name]
             text = "diverged" if r.diverged else f"{r.best_score:.3g} ({r.best_lr:g})"
-            cells.append(f"**{text}**" if name == comparison.winner(task) else text)
-        lines.append(f"| {task} | " + " | ".join(cells) + f" | {comparison.winner(task)} |")
-    lines += ["", "## Score / tuned Adam score", "",
-              "| task | " + " | ".join(BASELINE_NAMES) + " |", "|---" * (len(BASELINE_NAMES) + 1) + "|"]
-    for task in comparison.tasks:
-        ratios = [comparison.ratio(task, name, "adam") for name in BASELINE_NAMES]
-        lines.append(f"| {task} | " + " | ".join("-" if r is None else f"{r:.3g}" for r in ratios) + " |")
-    geo = [comparison.geomean_ratio(name, "adam") for name in BASELINE_NAMES]
-    lines.append("| **geometric mean** | " + " | ".join("-" if g is None else f"{g:.3g}" for g in geo) + " |")
+            cells.append(f"**{text}**" if name == comparison.best_baseline(task) else text)
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     wins = {}
     for task in comparison.tasks:
-        wins.setdefault(comparison.winner(task), []).append(task)
+        wins.setdefault(comparison.best_baseline(task), []).append(task)
     lines += ["", "## Who wins where", ""]
     lines += [f"- **{name}**: {', '.join(tasks)}" for name, tasks in wins.items()]
     lines += ["", "## Full table", "", "```", comparison.table("adam").rstrip(), "```", ""]
@@ -91,35 +128,53 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="cap on each task's horizon (default: none)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--tasks", default=None, help="comma-separated subset of the validation tasks (default: all)")
+    parser.add_argument("--cache", type=Path, default=None, help="keep/reuse each tuned result here")
     parser.add_argument("--out", type=Path, default=HERE / "baselines")
     args = parser.parse_args(argv)
 
     from dsr_l2o.atomic import write_json, write_text
-    from dsr_l2o.evaluation import BASELINE_NAMES, Comparison, EvalProtocol, loss_threshold
+    from dsr_l2o.evaluation import Comparison, EvalProtocol, loss_threshold
+    from dsr_l2o.evaluation.baselines import expand_group
     from dsr_l2o.tasks import VALIDATION_TASKS, get_task
 
-    horizons = {name: get_task(name).steps for name in VALIDATION_TASKS}
-    order = sorted(VALIDATION_TASKS, key=lambda t: TASK_ORDER_HINT.index(t) if t in TASK_ORDER_HINT else 99)
-    jobs = [(task, name, args.steps) for task in order for name in BASELINE_NAMES]
+    names, missing = expand_group("all")
+    tasks = list(VALIDATION_TASKS) if args.tasks is None else [t.strip() for t in args.tasks.split(",")]
+    left_out = [t for t in VALIDATION_TASKS if t not in tasks]
+    horizons = {name: get_task(name).steps for name in tasks}
+    order = sorted(tasks, key=lambda t: TASK_ORDER_HINT.index(t) if t in TASK_ORDER_HINT else 99)
+    jobs = [(task, name, args.steps, args.cache) for task in order for name in names]
     cpu = 0.0
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = {job: pool.submit(_tune_job, *job) for job in jobs}
-        done = 0
+        done = computed = 0
         results = {}
         for job, future in futures.items():
-            results[job[:2]], job_cpu = future.result()
+            results[job[:2]], job_cpu, cached = future.result()
             cpu += job_cpu
+            computed += not cached
             done += 1
             print(f"[{done}/{len(jobs)}] {job[0]} {job[1]}: {results[job[:2]].best_score:.4g} "
                   f"(lr {results[job[:2]].best_lr}) {time.perf_counter() - start:.0f}s", file=sys.stderr)
     seconds = time.perf_counter() - start
     load = f"load average {load_before:.1f} at start, {os.getloadavg()[1]:.1f} over the last 5 min at the end"
+    if args.cache is not None:  # the cache may have been filled over several runs: report them all
+        import json
+
+        run_file = args.cache / "_run.json"
+        runs = json.loads(run_file.read_text())["runs"] if run_file.is_file() else []
+        if computed:
+            runs.append({"wall_seconds": round(seconds, 1), "jobs": computed, "machine_load": load})
+            write_json(run_file, {"runs": runs})
+        seconds = sum(run["wall_seconds"] for run in runs)
+        load = "; ".join(f"run {i + 1} ({run['jobs']} tuning jobs, {run['wall_seconds']:.0f} s): {run['machine_load']}"
+                         for i, run in enumerate(runs))
 
     per_task, thresholds = {}, {}
-    for task in VALIDATION_TASKS:
-        per_task[task] = {name: results[(task, name)] for name in BASELINE_NAMES}
+    for task in tasks:
+        per_task[task] = {name: results[(task, name)] for name in names}
         thresholds[task] = loss_threshold(list(per_task[task].values()))
         for r in per_task[task].values():
             r.set_threshold(thresholds[task])
@@ -127,19 +182,24 @@ def main(argv=None) -> int:
 
     used = {t: h if args.steps is None else min(h, args.steps) for t, h in horizons.items()}
     capped = [f"{t} {h} -> {used[t]}" for t, h in horizons.items() if used[t] < h]
-    steps_note = ("each task runs its own default horizon ("
+    steps_note = ("Horizon: each task runs its own default horizon ("
                   + ", ".join(f"{t} {h}" for t, h in used.items()) + " steps)")
     if capped:
         steps_note += f"; SHORTENED by --steps {args.steps} to fit the time budget: {', '.join(capped)}"
+    notes = [steps_note + "."]
+    if left_out:
+        notes += ["", f"Tasks LEFT OUT of this run to fit the time budget (--tasks): {', '.join(left_out)}."]
+    if missing:
+        notes += ["", f"Baselines LEFT OUT because their library is not installed: {', '.join(missing)}."]
     data = comparison.to_json("adam")
     data["horizon"] = used
-    data["note"] = steps_note
+    data["note"] = " ".join(n for n in notes if n)
     data["wall_seconds"] = round(seconds, 1)
     data["cpu_seconds"] = round(cpu, 1)
     data["machine_load"] = load
     data["workers"] = args.workers
     write_json(args.out.with_suffix(".json"), data)
-    write_text(args.out.with_suffix(".md"), _markdown(comparison, steps_note, seconds, cpu, args.workers, load))
+    write_text(args.out.with_suffix(".md"), _markdown(comparison, notes, seconds, cpu, args.workers, load))
     print(f"wrote {args.out.with_suffix('.md')} and .json in {seconds:.0f} s", file=sys.stderr)
     return 0
 

@@ -178,4 +178,5 @@ def test_bad_names_and_protocols_are_one_line_errors():
         with pytest.raises(ConfigError):
             EvalProtocol(**bad)
     assert set(BASELINE_NAMES) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lion",
-                                   "powersign", "addsign"}
+                                   "powersign", "addsign", "nadam", "muon", "grams", "adopt", "laprop", "mars",
+                                   "ademamix", "cautious_adamw", "schedulefree_adamw"}

@@ -101,9 +101,9 @@ def test_markdown_report_has_table_plots_and_candidates(adam_dir, tmp_path):
     out = tmp_path / "report" / "page.md"
     main(["export", str(adam_dir), "--format", "markdown", "-o", str(out)])
     page = out.read_text()
-    assert "| task | optimizer | score | best lr | score / adam | rank |" in page
+    assert "| task | optimizer | score | best lr | score / adam | score / best baseline | rank |" in page
     assert "| quadratic_wellcond | **<code>found</code>** |" in page
-    assert "| quadratic_wellcond | <code>sgd</code> |" in page
+    assert "| quadratic_wellcond | <code>sgd</code>" in page and "(best baseline) |" in page
     assert "![loss quadratic wellcond](plots/loss_quadratic_wellcond.png)" in page
     assert (out.parent / "plots" / "loss_quadratic_wellcond.png").stat().st_size > 1000
     assert "worse than sgd \\| tuned" in page and "$$" in page

@@ -36,13 +36,40 @@ def parse_lrs(text: str) -> tuple[float, ...]:
     return values
 
 
+def _ratio(value) -> str:
+    return "-" if value is None else format(value, ".3g")
+
+
+def summary_lines(comparison, reference: str) -> list[str]:
+    """The best baseline per task, then per task the formula's rank and its ratios."""
+    best = {task: comparison.best_baseline(task) for task in comparison.tasks}
+    lines = [f"{len(comparison.baselines)} tuned baselines: {', '.join(comparison.baselines)}"]
+    if comparison.baselines:
+        lines.append("best baseline per task: " + ", ".join(f"{t}: {b or 'all diverged'}" for t, b in best.items()))
+    for task in comparison.tasks:
+        text = f"{task}: formula rank {comparison.rank(task, 'formula')}/{len(comparison.optimizers)}"
+        if reference in comparison.optimizers:
+            text += f", score / {reference} = {_ratio(comparison.ratio(task, 'formula', reference))}"
+        if best[task]:
+            text += f", score / best baseline ({best[task]}) = {_ratio(comparison.ratio_to_best(task, 'formula'))}"
+        lines.append(text)
+    return lines
+
+
 @click.command()
 @click.argument("formula_or_result_dir")
 @click.option("--tasks", "tasks_text", default=None,
-              help="Comma-separated task names or module:attr specs [default: the validation tasks].")
+              help="Comma-separated tasks: built-in task or family names, or module:attr naming a task or "
+                   "a task family [default: the validation tasks].")
+@click.option("--family-samples", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Tasks drawn from each family in --tasks (family.sample(0), sample(1), ...).")
 @click.option("--baselines", "baselines_text", default=None,
-              help="Comma-separated baselines, or 'none' [default: all: sgd,momentum,nesterov,rmsprop,"
-                   "adam,adamw,lion,powersign,addsign].")
+              help="Comma-separated baselines: names, groups (classic, modern, all), module:Class "
+                   "(e.g. pytorch_optimizer:Lamb), or 'none' [default: all, i.e. every baseline whose "
+                   "library is installed].")
+@click.option("--baseline-kwargs", "baseline_kwargs", multiple=True, metavar="SPEC=JSON",
+              help="Extra constructor keywords for one baseline, as a JSON object, e.g. "
+                   "'pytorch_optimizer:Lamb={\"weight_decay\": 0.01}' (repeatable; lr is always tuned).")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(1, 100),
               help="Number of seeds (0, 1, ...), each for the initial parameters (and the data order of tasks that offer with_seed).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
@@ -56,8 +83,8 @@ def parse_lrs(text: str) -> tuple[float, ...]:
 @click.option("--extend-edges", default=3, show_default=True, type=click.IntRange(0, 20),
               help="Extra learning rates tried past a grid edge where the best one sits (0: never).")
 @click.option("--reference", default="adam", show_default=True, help="Optimizer the ratios divide by.")
-def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, grammar_file, lrs_text,
-             steps, extend_edges, reference):
+def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, baseline_kwargs, seeds, out_dir,
+             grammar_file, lrs_text, steps, extend_edges, reference):
     """Tune FORMULA_OR_RESULT_DIR and baselines on the same lr grid and seeds; report and plot.
 
     The argument is a search result directory (its result.json and grammar.yaml are read) or a
@@ -68,10 +95,11 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
 
     from ..atomic import write_json
     from ..errors import ConfigError
-    from ..evaluation import (BASELINE_NAMES, EvalProtocol, compare, formula_spec, get_baselines,
-                              read_result_formula, save_plots)
+    from ..evaluation import (EvalProtocol, compare, formula_spec, get_baselines, parse_baseline_kwargs,
+                              parse_baseline_list, read_result_formula, save_plots)
+    from ..evaluation.baselines import EXTRA_HINT
     from ..evaluation.protocol import DEFAULT_LRS
-    from ..tasks import VALIDATION_TASKS, get_task
+    from ..tasks import VALIDATION_TASKS, get_tasks
 
     source = Path(formula_or_result_dir)
     if source.is_dir():
@@ -90,16 +118,20 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
                                f"formula: {err}") from None
         if out_dir is None:
             raise ConfigError("--out DIR is required when the argument is a formula")
-    names = BASELINE_NAMES if baselines_text is None else (
-        [] if baselines_text.strip().lower() == "none" else _split(baselines_text))
-    baselines = get_baselines(names) if names else []
+    names, skipped = parse_baseline_list(baselines_text)
+    kwargs = parse_baseline_kwargs(baseline_kwargs)
+    if kwargs and not names:
+        raise ConfigError("--baseline-kwargs given but no baselines; name them in --baselines")
+    baselines = get_baselines(names, kwargs) if names else []
     task_names = list(VALIDATION_TASKS) if tasks_text is None else _split(tasks_text)
     if not task_names:
         raise ConfigError("--tasks is empty; give comma-separated task names (see 'dsr-l2o tasks')")
     protocol = EvalProtocol(lrs=parse_lrs(lrs_text) if lrs_text else DEFAULT_LRS,
                             seeds=tuple(range(seeds)), steps=steps, extend_edges=extend_edges)
-    tasks = [get_task(name) for name in task_names]
+    tasks = get_tasks(task_names, family_samples)
     specs = [formula_spec(formula, name="formula")] + baselines
+    if skipped:
+        click.echo(f"note: left out {', '.join(skipped)} (library not installed: {EXTRA_HINT})", err=True)
 
     total = protocol.runs_per_tune * len(specs) * len(tasks)
     click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
@@ -108,7 +140,7 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
     try:
         with click.progressbar(length=total, label="training runs", file=sys.stderr,
                                show_pos=True) as bar:
-            comparison = compare(specs, tasks, protocol, progress=bar.update)
+            comparison = compare(specs, tasks, protocol, progress=bar.update, candidates=("formula",))
     finally:
         torch.set_num_threads(threads)
 
@@ -120,9 +152,6 @@ def evaluate(formula_or_result_dir, tasks_text, baselines_text, seeds, out_dir, 
     plots = save_plots(comparison, out / "plots", highlight="formula")
     click.echo(f"formula: {formula.text}")
     click.echo(comparison.table(reference=reference, highlight="formula"))
-    if reference in comparison.optimizers:
-        for task in comparison.tasks:
-            ratio = comparison.ratio(task, "formula", reference)
-            click.echo(f"{task}: formula rank {comparison.rank(task, 'formula')}/{len(specs)}, "
-                       f"score / {reference} = {'-' if ratio is None else format(ratio, '.3g')}")
+    for line in summary_lines(comparison, reference):
+        click.echo(line)
     click.echo(f"wrote {out / 'evaluation.json'} and {len(plots)} plot(s) in {out / 'plots'}")

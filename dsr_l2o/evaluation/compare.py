@@ -3,6 +3,10 @@
 The loss threshold of a task (for "steps to threshold") is the median of the compared optimizers'
 best scores on it: roughly half of them reach it, and an optimizer whose score is at most the
 threshold reaches it at the latest on its last step (see :func:`~.protocol.steps_to_threshold`).
+
+Besides the ratio to a fixed reference (Adam), every optimizer is measured against the per-task
+best tuned baseline: the bar a new rule has to clear. ``candidates`` names the optimizers under
+test (e.g. a discovered formula); every other optimizer is a baseline.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import numpy as np
 from ..errors import ConfigError
 from .baselines import OptimizerSpec
 from .protocol import EvalProtocol, Progress, TuneResult, tune
+from .ratios import geometric_mean_ratio, score_ratio
 
 
 @dataclass
 class Comparison:
-    """Results of :func:`compare`: ``results[task][optimizer]`` is a :class:`TuneResult`."""
+    """Results of :func:`compare`: ``results[task][optimizer]`` is a :class:`TuneResult`;
+    ``candidates`` are the optimizers under test, every other one is a baseline."""
 
     protocol: EvalProtocol
     results: dict[str, dict[str, TuneResult]]
     thresholds: dict[str, float | None]
+    candidates: tuple[str, ...] = ()
 
     @property
     def tasks(self) -> list[str]:
@@ -33,31 +40,49 @@ class Comparison:
     def optimizers(self) -> list[str]:
         return list(next(iter(self.results.values()))) if self.results else []
 
+    @property
+    def baselines(self) -> list[str]:
+        """The optimizers that are not candidates, in order."""
+        return [name for name in self.optimizers if name not in self.candidates]
+
     def rank(self, task: str, optimizer: str) -> int:
         """1 + the number of optimizers with a strictly better score on ``task``."""
         mine = self.results[task][optimizer].best_score
         return 1 + sum(r.best_score < mine for r in self.results[task].values())
 
-    def ratio(self, task: str, optimizer: str, reference: str) -> float | None:
-        """Best score of ``optimizer`` divided by that of ``reference`` (``None`` if undefined)."""
-        if reference not in self.results[task]:
+    def ratio(self, task: str, optimizer: str, reference: str | None) -> float | None:
+        """Best score of ``optimizer`` divided by that of ``reference`` (see
+        :func:`~.ratios.score_ratio`; ``None`` if undefined)."""
+        if reference is None or reference not in self.results[task]:
             return None
-        mine = self.results[task][optimizer].best_score
-        ref = self.results[task][reference].best_score
-        if not math.isfinite(ref) or ref <= 0:
-            return None
-        return mine / ref
+        return score_ratio(self.results[task][optimizer].best_score, self.results[task][reference].best_score)
 
     def geomean_ratio(self, optimizer: str, reference: str) -> float | None:
         """Geometric mean over tasks of :meth:`ratio` (``inf`` if it diverged anywhere)."""
-        ratios = [self.ratio(task, optimizer, reference) for task in self.tasks]
-        if not ratios or any(r is None for r in ratios):
+        if any(reference not in per_task for per_task in self.results.values()):
             return None
-        if any(not math.isfinite(r) for r in ratios):
-            return math.inf
-        if any(r <= 0 for r in ratios):
+        return geometric_mean_ratio([self.results[t][optimizer].best_score for t in self.tasks],
+                                    [self.results[t][reference].best_score for t in self.tasks])
+
+    def best_baseline(self, task: str) -> str | None:
+        """The baseline with the best score on ``task`` (``None`` if every baseline diverged)."""
+        results = [self.results[task][name] for name in self.baselines]
+        if not results:
             return None
-        return float(np.exp(np.mean(np.log(ratios))))
+        best = min(results, key=lambda r: r.best_score)
+        return best.optimizer if math.isfinite(best.best_score) else None
+
+    def ratio_to_best(self, task: str, optimizer: str) -> float | None:
+        """Score of ``optimizer`` over that of the best baseline of ``task``."""
+        return self.ratio(task, optimizer, self.best_baseline(task))
+
+    def geomean_ratio_to_best(self, optimizer: str) -> float | None:
+        """Geometric mean over tasks of :meth:`ratio_to_best`."""
+        best = [self.best_baseline(task) for task in self.tasks]
+        if any(name is None for name in best):
+            return None
+        return geometric_mean_ratio([self.results[t][optimizer].best_score for t in self.tasks],
+                                    [self.results[t][b].best_score for t, b in zip(self.tasks, best)])
 
     def winner(self, task: str) -> str | None:
         """The optimizer with the best score on ``task`` (``None`` if all diverged)."""
@@ -84,9 +109,17 @@ def loss_threshold(results: list[TuneResult]) -> float | None:
 
 
 def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | None = None,
-            progress: Progress | None = None) -> Comparison:
-    """Tune every optimizer of ``specs`` on every task with the same ``protocol``."""
+            progress: Progress | None = None, candidates=()) -> Comparison:
+    """Tune every optimizer of ``specs`` on every task with the same ``protocol``.
+
+    ``specs`` holds OptimizerSpecs or anything :func:`~.baselines.get_baseline` accepts (names,
+    ``"module:Class"``, classes, factories). ``candidates`` names the specs under test; the others
+    are the baselines they are ranked against.
+    """
+    from .baselines import get_baseline
+
     protocol = protocol or EvalProtocol()
+    specs = [get_baseline(spec) for spec in specs]
     _check_unique([s.name for s in specs], "optimizer")
     _check_unique([t.name for t in tasks], "task")
     if not specs or not tasks:
@@ -99,7 +132,7 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
         for result in per_task.values():
             result.set_threshold(thresholds[task.name])
         results[task.name] = per_task
-    return Comparison(protocol, results, thresholds)
+    return Comparison(protocol, results, thresholds, tuple(candidates))
 
 
 def _check_unique(names: list[str], what: str) -> None:

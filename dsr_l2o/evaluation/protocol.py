@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, TaskError, shorten
-from .baselines import OptimizerSpec
+from ..tasks.base import task_seed
+from .baselines import OptimizerSpec, eval_mode
 
 DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 1, 16))
 Progress = Callable[[int], object]
@@ -100,13 +101,19 @@ class Run:
 
 def with_data_seed(task, seed: int):
     """``task.with_seed(seed)`` where the task offers it (e.g. a new minibatch order), else ``task``."""
-    if getattr(task, "seed", seed) == seed or not hasattr(task, "with_seed"):
+    own = task_seed(task)
+    if own is None or own == seed or not hasattr(task, "with_seed"):
         return task
     return task.with_seed(seed)
 
 
 def train(spec: OptimizerSpec, task, lr: float, seed: int, steps: int) -> Run:
-    """Train ``task`` from ``task.init(seed)`` with ``spec`` at ``lr``; stop at a non-finite loss."""
+    """Train ``task`` from ``task.init(seed)`` with ``spec`` at ``lr``; stop at a non-finite loss.
+
+    After the last step the optimizer is put in eval mode (:func:`~.baselines.eval_mode`; e.g. a
+    schedule-free optimizer moves the parameters to its averaged point), so ``Run.params`` is what
+    the held-out metric should see.
+    """
     torch.manual_seed(seed)
     where = f"task {shorten(getattr(task, 'name', type(task).__name__))!r}"
     try:
@@ -134,6 +141,7 @@ def train(spec: OptimizerSpec, task, lr: float, seed: int, steps: int) -> Run:
             return Run(losses, True, params)
         loss.backward()
         optimizer.step()
+    eval_mode(optimizer)
     return Run(losses, False, params)
 
 
@@ -214,6 +222,31 @@ class TuneResult:
         """True when every learning rate diverged on some seed."""
         return not math.isfinite(self.best_score)
 
+    def to_json(self) -> dict:
+        """Every field, JSON-ready (non-finite scores as ``null``, lr keys as strings); see :meth:`from_json`."""
+        def num(value):
+            return value if value is None or math.isfinite(value) else None
+
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["best_score"] = num(self.best_score)
+        data["scores_by_lr"] = {repr(lr): num(v) for lr, v in self.scores_by_lr.items()}
+        data["seed_scores"] = {repr(lr): [num(v) for v in vs] for lr, vs in self.seed_scores.items()}
+        if self.curve is not None:
+            data["curve"] = [num(v) for v in self.curve]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TuneResult":
+        """The result :meth:`to_json` wrote (``null`` scores read back as ``inf``)."""
+        def score(value):
+            return math.inf if value is None else float(value)
+
+        fields = dict(data)
+        fields["best_score"] = score(data["best_score"])
+        fields["scores_by_lr"] = {float(lr): score(v) for lr, v in data["scores_by_lr"].items()}
+        fields["seed_scores"] = {float(lr): [score(v) for v in vs] for lr, vs in data["seed_scores"].items()}
+        return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
+
 
 def heldout_metrics(task, params) -> dict[str, float] | None:
     """``task.heldout(params)`` as floats, ``None`` for a task without a held-out metric."""
@@ -228,10 +261,15 @@ def tune(spec: OptimizerSpec, task, protocol: EvalProtocol | None = None,
          progress: Progress | None = None, threshold: float | None = None) -> TuneResult:
     """Run ``spec`` on ``task`` at every lr and seed of ``protocol``; return the best lr's result.
 
+    ``spec`` is an OptimizerSpec or anything :func:`~.baselines.get_baseline` accepts.
+
     Where the best lr is at an edge of the grid, lrs beyond that edge are tried while the score
     improves (``protocol.extend_edges`` at most). ``progress(1)`` is called after each run on the
     grid. Ties go to the smaller learning rate.
     """
+    from .baselines import get_baseline
+
+    spec = get_baseline(spec)
     protocol = protocol or EvalProtocol()
     steps = protocol.steps_for(task)
     window = protocol.window(steps)

@@ -57,7 +57,11 @@ def result_json(result, rank: int | None = None) -> dict:
 
 
 def comparison_json(comparison, reference: str = "adam") -> dict:
-    """The whole comparison as a JSON-ready dict; non-finite numbers become ``null``."""
+    """The whole comparison as a JSON-ready dict; non-finite numbers become ``null``.
+
+    Ratios divide by ``reference`` (``ratio_to_reference``) and by each task's best baseline
+    (``ratio_to_best_baseline``, named per task as ``best_baseline``); each result has its rank
+    among all compared optimizers."""
     tasks = {}
     for task, per_task in comparison.results.items():
         first = next(iter(per_task.values()))
@@ -66,6 +70,7 @@ def comparison_json(comparison, reference: str = "adam") -> dict:
             "score_window": first.window,
             "threshold": _num(comparison.thresholds[task]),
             "winner": comparison.winner(task),
+            "best_baseline": comparison.best_baseline(task),
             "results": {name: result_json(r, comparison.rank(task, name)) for name, r in per_task.items()},
         }
     optimizers = [{"name": name, "formula": next(iter(comparison.results.values()))[name].formula}
@@ -76,7 +81,16 @@ def comparison_json(comparison, reference: str = "adam") -> dict:
                  "null (diverged) if any seed met a non-finite loss",
         "threshold": "median of the compared optimizers' best scores on the task",
         "optimizers": optimizers,
+        "candidates": list(comparison.candidates),
+        "baselines": comparison.baselines,
         "tasks": tasks,
+        "ratio_to_best_baseline": {
+            task: {name: _num(comparison.ratio_to_best(task, name)) for name in comparison.optimizers}
+            for task in comparison.tasks
+        },
+        "geomean_ratio_to_best_baseline": {
+            name: _num(comparison.geomean_ratio_to_best(name)) for name in comparison.optimizers
+        },
     }
     if reference in comparison.optimizers:
         data["reference"] = reference
@@ -91,20 +105,21 @@ def comparison_json(comparison, reference: str = "adam") -> dict:
 
 
 def format_table(comparison, reference: str = "adam", highlight: str | None = None) -> str:
-    """Per task, the optimizers by rank: best score, best lr, ratio to ``reference``, steps to
-    the task's threshold and held-out metrics; then the geometric-mean ratio per optimizer.
-    ``highlight`` (an optimizer name) is marked with ``*``."""
+    """Per task, the optimizers by rank: best score, best lr, ratio to ``reference`` and to the
+    task's best baseline, steps to the task's threshold and held-out metrics; then the
+    geometric-mean ratios per optimizer. ``highlight`` (an optimizer name) is marked with ``*``."""
     lines = []
     width = max(9, *(len(name) for name in comparison.optimizers))
     has_ref = reference in comparison.optimizers
     for task, per_task in comparison.results.items():
         first = next(iter(per_task.values()))
+        best = comparison.best_baseline(task)
         metric_keys = sorted({k for r in per_task.values() for k in (r.heldout or {})})
         lines.append(f"{task}  ({first.steps} steps, score = mean loss of last {first.window}, "
-                     f"threshold {_fmt(comparison.thresholds[task])})")
+                     f"threshold {_fmt(comparison.thresholds[task])}, best baseline {best or '-'})")
         header = f"  {'rank':>4}  {'optimizer':<{width}}  {'score':>10}  {'best lr':>8}"
         header += f"  {'/' + reference:>9}" if has_ref else ""
-        header += f"  {'steps to thr':>12}" + "".join(f"  {k:>13}" for k in metric_keys)
+        header += f"  {'/best':>9}  {'steps to thr':>12}" + "".join(f"  {k:>13}" for k in metric_keys)
         lines.append(header)
         ordered = sorted(per_task.values(), key=lambda r: (r.best_score, r.optimizer))
         for r in ordered:
@@ -113,16 +128,19 @@ def format_table(comparison, reference: str = "adam", highlight: str | None = No
                    f"{_fmt(r.best_score):>10}  {_fmt(r.best_lr, '.3g'):>8}")
             if has_ref:
                 row += f"  {_fmt(comparison.ratio(task, r.optimizer, reference), '.3g'):>9}"
+            row += f"  {_fmt(comparison.ratio_to_best(task, r.optimizer), '.3g'):>9}"
             row += f"  {_fmt(r.steps_to_threshold, 'd', 'never'):>12}"
             row += "".join(f"  {_fmt((r.heldout or {}).get(k)):>13}" for k in metric_keys)
             lines.append(row)
         lines.append("")
-    if has_ref and len(comparison.tasks) > 1:
-        lines.append(f"geometric mean over tasks of score / {reference} score:")
-        for name in sorted(comparison.optimizers,
-                           key=lambda n: (comparison.geomean_ratio(n, reference) or math.inf, n)):
+    if len(comparison.tasks) > 1:
+        lines.append("geometric mean over tasks of score / " + (f"{reference} score and of " if has_ref else "")
+                     + "score / the task's best baseline score:")
+        key = (lambda n: comparison.geomean_ratio(n, reference)) if has_ref else comparison.geomean_ratio_to_best
+        for name in sorted(comparison.optimizers, key=lambda n: (key(n) or math.inf, n)):
             mark = "*" if name == highlight else " "
-            lines.append(f"{mark} {name:<{width}}  {_fmt(comparison.geomean_ratio(name, reference), '.3g')}")
+            ref_cell = f"  /{reference} {_fmt(comparison.geomean_ratio(name, reference), '.3g'):>9}" if has_ref else ""
+            lines.append(f"{mark} {name:<{width}}{ref_cell}  /best {_fmt(comparison.geomean_ratio_to_best(name), '.3g'):>9}")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -12,7 +12,9 @@ from ..simplify import simplify
 from .bundle import ResultBundle, config_summary
 from .latex import aligned, latex_lines
 
-BASELINES = {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "lion", "powersign", "addsign"}
+from ..evaluation.baselines import BASELINE_NAMES
+
+BASELINES = set(BASELINE_NAMES)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|~])")
@@ -111,28 +113,58 @@ def comparison_block(evaluation: dict | None) -> list[str]:
         return lines + ["No evaluation was recorded (evaluation.json is missing or empty).", ""]
     reference = evaluation.get("reference") if isinstance(evaluation.get("reference"), str) else "adam"
     ratios = evaluation.get("ratio_to_reference") if isinstance(evaluation.get("ratio_to_reference"), dict) else {}
-    rows = []
+    to_best = evaluation.get("ratio_to_best_baseline") if isinstance(evaluation.get("ratio_to_best_baseline"), dict) else {}
+    rows, derived = [], {}
     for task, info in tasks.items():
         results = info.get("results") if isinstance(info, dict) else None
         if not isinstance(results, dict):
             continue
         task_ratios = ratios.get(task) if isinstance(ratios.get(task), dict) else {}
+        task_best = to_best.get(task) if isinstance(to_best.get(task), dict) else {}
+        best = info.get("best_baseline") if isinstance(info.get("best_baseline"), str) else None
+        if task not in to_best:  # written before the best baseline was recorded: derive it
+            best, task_best = _best_baseline(results)
+            derived[task] = task_best
         ordered = sorted(results.items(), key=lambda kv: _score_key(kv[1]))
         for name, r in ordered:
             r = r if isinstance(r, dict) else {}
             label = code(name) if name.lower() in BASELINES else f"**{code(name)}**"
             score = "diverged" if r.get("diverged") or r.get("best_score") is None else number(r.get("best_score"))
-            rows.append([cell(task), label, score, number(r.get("best_lr"), ".3g"),
-                         number(task_ratios.get(name), ".3f"), number(r.get("rank"), "d")])
-    lines += [table(["task", "optimizer", "score", "best lr", f"score / {cell(reference)}", "rank"], rows), ""]
+            rows.append([cell(task), label + (" (best baseline)" if name == best else ""), score,
+                         number(r.get("best_lr"), ".3g"), number(task_ratios.get(name), ".3f"),
+                         number(task_best.get(name), ".3g"), number(r.get("rank"), "d")])
+    lines += [table(["task", "optimizer", "score", "best lr", f"score / {cell(reference)}",
+                     "score / best baseline", "rank"], rows), ""]
     lines += ["Score: mean training loss over the last steps, averaged over seeds, at each optimizer's "
               "best learning rate on the same grid (lower is better).", ""]
     geomean = evaluation.get("geomean_ratio_to_reference")
+    geo_best = evaluation.get("geomean_ratio_to_best_baseline")
+    geo_best = geo_best if isinstance(geo_best, dict) else {}
+    if derived and len(derived) == len(tasks):
+        from ..evaluation.ratios import geometric_mean_ratio
+
+        names = set.intersection(*(set(r) for r in derived.values()))
+        geo_best = {n: geometric_mean_ratio([r[n] for r in derived.values()], [1.0] * len(derived)) for n in names}
     if isinstance(geomean, dict) and geomean:
         ordered = sorted(geomean.items(), key=lambda kv: (kv[1] if isinstance(kv[1], (int, float)) else math.inf))
-        lines += [table(["optimizer", f"geometric mean of score / {cell(reference)}"],
-                        [[code(n), number(v, ".3f")] for n, v in ordered]), ""]
+        lines += [table(["optimizer", f"geometric mean of score / {cell(reference)}",
+                         "geometric mean of score / best baseline"],
+                        [[code(n), number(v, ".3f"), number(geo_best.get(n), ".3g")] for n, v in ordered]), ""]
     return lines
+
+
+def _best_baseline(results: dict) -> tuple[str | None, dict]:
+    """The best-scoring known baseline among ``results`` and every result's ratio to it."""
+    from ..evaluation.ratios import score_ratio
+
+    scores = {name: r.get("best_score") for name, r in results.items() if isinstance(r, dict)
+              and isinstance(r.get("best_score"), (int, float))}
+    known = [name for name in scores if name.lower() in BASELINES and math.isfinite(scores[name])]
+    if not known:
+        return None, {}
+    best = min(known, key=lambda name: scores[name])
+    ratios = {name: math.inf for name, r in results.items() if isinstance(r, dict) and r.get("diverged")}
+    return best, {**ratios, **{name: score_ratio(score, scores[best]) for name, score in scores.items()}}
 
 
 def _score_key(result) -> tuple:

@@ -9,10 +9,11 @@ them deterministically for meta-training.
 
 from __future__ import annotations
 
-from .base import Task, TaskFamily, is_task
+from .base import Task, TaskFamily, is_family, is_task, task_seed, task_to
 from .module_task import ModuleTask
-from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
-                       list_tasks)
+from .registry import (FAMILY_SAMPLES, TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, get_tasks,
+                       list_families, list_tasks)
 
-__all__ = ["Task", "TaskFamily", "ModuleTask", "is_task", "get_task", "get_family",
-           "list_tasks", "list_families", "TRAINING_FAMILY", "VALIDATION_TASKS"]
+__all__ = ["Task", "TaskFamily", "ModuleTask", "is_task", "is_family", "task_seed", "task_to", "get_task",
+           "get_tasks", "get_family", "list_tasks", "list_families", "FAMILY_SAMPLES", "TRAINING_FAMILY",
+           "VALIDATION_TASKS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .base import is_family, task_seed
 from .registry import (TRAINING_FAMILY, VALIDATION_TASKS, get_family, get_task, list_families,
                        list_suite_tasks, list_tasks)
 from .suite import SUITE_TEST, SUITE_VALIDATION
@@ -28,7 +29,12 @@ def overview() -> str:
 def describe(spec: str) -> str:
     """Details of one task (built-in or ``module:attr``) or family."""
     if spec in dict(list_families()) or "+" in spec:
-        return _describe_family(spec)
+        return _describe_family(get_family(spec))
+    if ":" in spec:
+        from .loader import load_user_task
+
+        obj = load_user_task(spec, allow_family=True)
+        return _describe_family(obj) if is_family(obj) else _describe_task(obj)
     return _describe_task(get_task(spec))
 
 
@@ -38,7 +44,9 @@ def _describe_task(task) -> str:
     lines = [f"task {task.name}"]
     if getattr(task, "description", ""):
         lines.append(f"  {task.description}")
-    lines += [f"  steps: {task.steps} (default horizon)", f"  data seed: {task.seed}",
+    seed = task_seed(task)
+    lines += [f"  steps: {task.steps} (default horizon)",
+              f"  data seed: {'none (the init seed only)' if seed is None else seed}",
               f"  parameters: {sum(p.numel() for p in params)} in {len(params)} tensors ({shapes})"]
     if getattr(task, "x_train", None) is not None:
         lines.append(f"  train examples: {len(task.x_train)}, batch size {task.batch_size}")
@@ -54,8 +62,10 @@ def _describe_task(task) -> str:
     return "\n".join(lines)
 
 
-def _describe_family(spec: str) -> str:
-    family = get_family(spec)
-    lines = [f"family {family.name}", f"  {family.description}", "  examples:"]
+def _describe_family(family) -> str:
+    lines = [f"family {family.name}"]
+    if getattr(family, "description", ""):
+        lines.append(f"  {family.description}")
+    lines.append("  examples:")
     lines += [f"    seed {seed}: {family.sample(seed).name}" for seed in range(EXAMPLES)]
     return "\n".join(lines)

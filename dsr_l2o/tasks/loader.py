@@ -1,4 +1,4 @@
-"""Load a user task from a ``module:attr`` spec."""
+"""Load a user task (or task family) from a ``module:attr`` spec."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import importlib
 import re
 
 from ..errors import TaskError
-from .base import TASK_MEMBERS, missing_task_members
+from .base import TASK_MEMBERS, is_family, is_task, missing_task_members
 
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _SPEC = re.compile(rf"({_DOTTED}):({_DOTTED})")
 
 
-def load_user_task(spec: str):
-    """The Task named by ``module:attr``: a task object, or a zero-argument factory returning one."""
+def load_user_task(spec: str, allow_family: bool = False):
+    """The Task named by ``module:attr``: a task object, or a zero-argument factory (or class)
+    returning one. With ``allow_family`` a :class:`~.base.TaskFamily` (or its factory) is
+    returned as well."""
     match = _SPEC.fullmatch(spec.strip())
     if not match:
         raise TaskError(f"bad task spec {spec!r}: expected a built-in name or 'module:attr' "
@@ -33,7 +35,10 @@ def load_user_task(spec: str):
             raise TaskError(f"task spec {spec!r}: module {module_name!r} has no attribute "
                             f"{attr_path!r}")
         obj = getattr(obj, part)
-    if isinstance(obj, type) or missing_task_members(obj):
+    def accepted(value) -> bool:
+        return is_task(value) or (allow_family and is_family(value))
+
+    if not accepted(obj):
         if not callable(obj):
             raise _not_a_task(spec, obj)
         try:
@@ -41,7 +46,7 @@ def load_user_task(spec: str):
         except Exception as err:
             raise TaskError(f"task spec {spec!r}: calling the factory raised "
                             f"{type(err).__name__}: {err} (factories take no arguments)") from None
-    if isinstance(obj, type) or missing_task_members(obj):
+    if not accepted(obj):
         raise _not_a_task(spec, obj)
     return obj
 
@@ -49,4 +54,5 @@ def load_user_task(spec: str):
 def _not_a_task(spec, obj) -> TaskError:
     missing = missing_task_members(obj)
     return TaskError(f"task spec {spec!r}: {type(obj).__name__} object is not a task (missing or "
-                     f"wrong: {', '.join(missing)}); a task needs {', '.join(TASK_MEMBERS)}")
+                     f"wrong: {', '.join(missing)}); a task needs {', '.join(TASK_MEMBERS)} "
+                     "(a family: name and sample(seed))")

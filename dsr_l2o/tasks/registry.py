@@ -2,7 +2,8 @@
 
 Defaults for the search:
 
-* ``TRAINING_FAMILY = "mixed"``: meta-training samples from the uniform mixture of the
+* ``TRAINING_FAMILY = "mixed"
+FAMILY_SAMPLES = 3``: meta-training samples from the uniform mixture of the
   ``quadratics``, ``mlp_digits``, ``logreg`` and ``rosenbrock`` families.
 * ``VALIDATION_TASKS``: built-in tasks held out from meta-training. None of them can be drawn by
   a training family: the quadratics are 20-d (families skip dim 20) with condition 1e4 or noise
@@ -24,6 +25,7 @@ from .families import MixtureFamily, builtin_families
 from .suite import SUITE_CONFIGS, SUITE_TEST, SUITE_VALIDATION, get_suite_task
 
 TRAINING_FAMILY = "mixed"
+FAMILY_SAMPLES = 3
 VALIDATION_TASKS = ("quadratic_illcond", "noisy_quadratic", "rosenbrock_2d", "logreg_cancer",
                     "mlp_digits_tanh", "mlp_digits_relu", "cnn_digits")
 
@@ -43,6 +45,51 @@ def get_task(spec: str):
         raise TaskError(f"unknown task {spec!r}; known tasks: {', '.join(BUILTIN_TASKS)}, the "
                         "suite's val_* and test_* tasks (see dsr-l2o tasks) (or give 'module:attr')")
     return BUILTIN_TASKS[spec][0]()
+
+
+def get_tasks(specs, family_samples: int = FAMILY_SAMPLES) -> list:
+    """Fresh tasks for a list of specs: built-in task names, built-in family names, or
+    ``"module:attr"`` naming a task or a :class:`~.base.TaskFamily`; a family contributes
+    ``family.sample(seed)`` for seeds ``0 .. family_samples - 1``."""
+    from .base import is_family
+    from .loader import load_user_task
+
+    if isinstance(family_samples, bool) or not isinstance(family_samples, int) or family_samples < 1:
+        raise TaskError(f"family samples must be a positive integer, not {family_samples!r}")
+    tasks, origin = [], {}
+    for spec in specs:
+        spec = str(spec).strip()
+        if ":" in spec:
+            obj = load_user_task(spec, allow_family=True)
+        elif spec in builtin_families() and spec not in BUILTIN_TASKS:
+            obj = builtin_families()[spec]
+        else:
+            obj = get_task(spec)
+        drawn = [_sample(obj, spec, seed) for seed in range(family_samples)] if is_family(obj) else [obj]
+        for seed, task in enumerate(drawn):
+            if task.name in origin:
+                raise TaskError(f"task name {task.name!r} comes twice ({origin[task.name]} and {spec!r}"
+                                + (f", seed {seed}" if len(drawn) > 1 else "") + "); list each task once and "
+                                "make a family's sample(seed) give each seed its own name")
+            origin[task.name] = repr(spec) + (f", seed {seed}" if len(drawn) > 1 else "")
+        tasks += drawn
+    return tasks
+
+
+def _sample(family, spec: str, seed: int):
+    from .base import TASK_MEMBERS, is_task, missing_task_members
+
+    try:
+        task = family.sample(seed)
+    except TaskError:
+        raise
+    except Exception as err:
+        raise TaskError(f"family {spec!r}: sample({seed}) raised {type(err).__name__}: {err}") from None
+    if not is_task(task):
+        raise TaskError(f"family {spec!r}: sample({seed}) returned a {type(task).__name__}, not a task "
+                        f"(missing or wrong: {', '.join(missing_task_members(task))}; a task needs "
+                        f"{', '.join(TASK_MEMBERS)})")
+    return task
 
 
 def get_family(spec):
