@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..evaluation.baselines import eval_mode
 from ..evaluation.protocol import with_data_seed
 from ..formula import Formula
 from .flat import FlatLayout
@@ -143,5 +144,8 @@ def train_optimizers(makers: Sequence, task, members: Sequence[tuple[int, float]
                 optimizers[s][r].zero_grad(set_to_none=True)
             for r in active[~finite]:
                 optimizers[s][r].zero_grad(set_to_none=True)
+    for row in optimizers:
+        for optimizer in row:
+            eval_mode(optimizer)
     final = [[[p.detach() for p in leaves[s][r]] for r in range(runs)] for s in range(len(seeds))]
     return BatchRuns(seeds, record, ~np.isfinite(record).all(axis=-1), final)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .baselines import OptimizerSpec
-from .protocol import EvalProtocol, Progress, TuneResult, tune
+from .protocol import EvalProtocol, Progress, TuneResult
 from .ratios import geometric_mean_ratio, score_ratio
 
 
@@ -126,8 +126,10 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
         raise ConfigError("compare needs at least one optimizer and one task")
     results: dict[str, dict[str, TuneResult]] = {}
     thresholds: dict[str, float | None] = {}
+    from ..engine import tune_batched
+
     for task in tasks:
-        per_task = {spec.name: tune(spec, task, protocol, progress) for spec in specs}
+        per_task = dict(zip([s.name for s in specs], tune_batched(specs, task, protocol, progress)))
         thresholds[task.name] = loss_threshold(list(per_task.values()))
         for result in per_task.values():
             result.set_threshold(thresholds[task.name])

@@ -184,7 +184,7 @@ def steps_to_threshold(curve, threshold: float | None, window: int) -> int | Non
     ends = np.arange(1, len(values) + 1)
     starts = np.maximum(ends - window, 0)
     trailing = (sums[ends] - sums[starts]) / (ends - starts)
-    hits = np.nonzero(trailing <= threshold)[0]
+    hits = np.nonzero(trailing <= threshold + 1e-9 * abs(threshold))[0]  # a sum in another order may round up
     return int(hits[0]) + 1 if hits.size else None
 
 
