@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import click
 
@@ -91,65 +90,30 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     formula such as 'm_hat / (sqrt(v_hat) + 1e-8)'. Writes OUT/evaluation.json and
     OUT/plots/loss_<task>.png.
     """
-    import torch
-
-    from ..atomic import write_json
     from ..errors import ConfigError
-    from ..evaluation import (EvalProtocol, compare, formula_spec, get_baselines, parse_baseline_kwargs,
-                              parse_baseline_list, read_result_formula, save_plots)
+    from ..evaluation import EvalProtocol, get_baselines, parse_baseline_kwargs, parse_baseline_list
     from ..evaluation.baselines import EXTRA_HINT
     from ..evaluation.protocol import DEFAULT_LRS
+    from ..evaluation.run import evaluate_to_dir, source_formula
     from ..tasks import VALIDATION_TASKS, get_tasks
 
-    source = Path(formula_or_result_dir)
-    if source.is_dir():
-        if grammar_file:
-            raise ConfigError("--grammar is for a formula argument; a result directory brings its own grammar.yaml")
-        formula = read_result_formula(source)
-        out_dir = out_dir or str(source)
-    else:
-        from ..errors import FormulaError
-        from ..formula import parse_formula
-
-        try:
-            formula = parse_formula(formula_or_result_dir, Path(grammar_file) if grammar_file else None)
-        except FormulaError as err:
-            raise FormulaError(f"{formula_or_result_dir!r} is neither a result directory nor a valid "
-                               f"formula: {err}") from None
-        if out_dir is None:
-            raise ConfigError("--out DIR is required when the argument is a formula")
+    formula = source_formula(formula_or_result_dir, out_dir, grammar_file)[0]
     names, skipped = parse_baseline_list(baselines_text)
     kwargs = parse_baseline_kwargs(baseline_kwargs)
     if kwargs and not names:
         raise ConfigError("--baseline-kwargs given but no baselines; name them in --baselines")
     baselines = get_baselines(names, kwargs) if names else []
-    task_names = list(VALIDATION_TASKS) if tasks_text is None else _split(tasks_text)
-    if not task_names:
-        raise ConfigError("--tasks is empty; give comma-separated task names (see 'dsr-l2o tasks')")
+    tasks = get_tasks(list(VALIDATION_TASKS) if tasks_text is None else _split(tasks_text), family_samples)
     protocol = EvalProtocol(lrs=parse_lrs(lrs_text) if lrs_text else DEFAULT_LRS,
                             seeds=tuple(range(seeds)), steps=steps, extend_edges=extend_edges)
-    tasks = get_tasks(task_names, family_samples)
-    specs = [formula_spec(formula, name="formula")] + baselines
     if skipped:
         click.echo(f"note: left out {', '.join(skipped)} (library not installed: {EXTRA_HINT})", err=True)
-
-    total = protocol.runs_per_tune * len(specs) * len(tasks)
     click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tasks are tiny: one thread is faster, much faster on a busy machine
-    try:
-        with click.progressbar(length=total, label="training runs", file=sys.stderr,
-                               show_pos=True) as bar:
-            comparison = compare(specs, tasks, protocol, progress=bar.update, candidates=("formula",))
-    finally:
-        torch.set_num_threads(threads)
-
-    out = Path(out_dir)
-    data = comparison.to_json(reference)
-    data["formula"] = {"text": formula.text, "grammar": formula.grammar.name, "source": str(source)
-                       if source.is_dir() else None}
-    write_json(out / "evaluation.json", data)
-    plots = save_plots(comparison, out / "plots", highlight="formula")
+    total = protocol.runs_per_tune * (1 + len(baselines)) * len(tasks)
+    with click.progressbar(length=total, label="training runs", file=sys.stderr, show_pos=True) as bar:
+        result = evaluate_to_dir(formula_or_result_dir, tasks, baselines, protocol, out_dir, grammar_file,
+                                 reference, progress=bar.update)
+    comparison, out, plots = result.comparison, result.path.parent, result.plots
     click.echo(f"formula: {formula.text}")
     click.echo(comparison.table(reference=reference, highlight="formula"))
     for line in summary_lines(comparison, reference):
