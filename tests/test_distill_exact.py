@@ -88,9 +88,9 @@ def test_module_class_teacher_with_keyword_arguments(tmp_path):
 def test_bad_teacher_specs_are_one_line_errors(grammar):
     with pytest.raises(ConfigError, match="cannot import"):
         teacher_spec("no_such_module_xyz:Opt", grammar)
-    with pytest.raises(ConfigError, match="not a torch.optim.Optimizer"):
+    with pytest.raises(ConfigError, match="must take"):
         teacher_spec("math:sqrt", grammar)
-    with pytest.raises(ConfigError, match="TypeError"):
+    with pytest.raises(ConfigError, match="unknown keyword 'bogus'"):
         teacher_spec("torch.optim:SGD", grammar, {"bogus": 1})
     with pytest.raises(ConfigError, match="takes no keyword"):
         teacher_spec("adam", grammar, {"lr": 1})

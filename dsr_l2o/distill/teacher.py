@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 
 from ..errors import ConfigError, FormulaError
@@ -31,7 +30,7 @@ def teacher_spec(teacher: str, grammar, kwargs: dict | None = None):
         _no_kwargs(teacher, kwargs)
         return l2o_spec(text[4:])
     if _CLASS_SPEC.fullmatch(text):
-        return optimizer_class_spec(text, kwargs or {})
+        return get_baseline(text, **(kwargs or {}))
     _no_kwargs(teacher, kwargs)
     try:
         return formula_spec(text, grammar, name="teacher")
@@ -44,28 +43,3 @@ def _no_kwargs(teacher: str, kwargs: dict | None) -> None:
     if kwargs:
         raise ConfigError(f"teacher {teacher!r} takes no keyword arguments; --teacher-arg applies to "
                           "'module:Class' teachers only")
-
-
-def optimizer_class_spec(spec: str, kwargs: dict):
-    """``module:Class`` as an optimizer spec (the baselines module may take this over)."""
-    import torch
-
-    from ..evaluation import OptimizerSpec
-
-    module_name, attr = _CLASS_SPEC.fullmatch(spec.strip()).groups()
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"teacher {spec!r}: cannot import {module_name!r} ({err}); install it or check the name") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"teacher {spec!r}: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)):
-        raise ConfigError(f"teacher {spec!r} is not a torch.optim.Optimizer class")
-    try:
-        obj([torch.zeros(1, requires_grad=True)], lr=1e-3, **kwargs)
-    except Exception as err:  # the class rejected its arguments
-        raise ConfigError(f"teacher {spec!r} with {kwargs}: {type(err).__name__}: {err}") from None
-    name = spec + ("(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")" if kwargs else "")
-    return OptimizerSpec(name, lambda params, lr: obj(params, lr=lr, **kwargs))
