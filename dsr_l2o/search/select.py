@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import expr as ex
+from ..evaluation.ratios import geometric_mean_ratio
 from ..formula import Formula
 from ..result import Candidate as Record
 from .guards import degenerate_reason
@@ -67,19 +68,19 @@ class Scorer:
         from ..evaluation import formula_spec
 
         spec = formula_spec(candidate.formula)
-        logs, lrs, per_seed = [], [], [[] for _ in self.protocol.seeds]
+        lrs, per_seed = [], [[] for _ in self.protocol.seeds]
         for task in self.tasks:
             result = self._tune(spec, task, self.protocol)
             candidate.scores[task.name] = result.best_score
             candidate.lrs[task.name] = result.best_lr
             ref = max(self.reference[task.name], 1e-12)
-            logs.append(_log_ratio(result.best_score, ref))
             for s, score in enumerate(result.seed_scores.get(result.best_lr, [math.inf] * len(per_seed))):
                 per_seed[s].append(_log_ratio(score, ref))
             if result.best_lr:
                 lrs.append(math.log(result.best_lr))
         candidate.seed_logs = [sum(x) / len(x) for x in per_seed]
-        candidate.ratio = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else math.inf
+        ratio = geometric_mean_ratio(candidate.scores.values(), (self.reference[t.name] for t in self.tasks))
+        candidate.ratio = math.inf if ratio is None else ratio
         candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
         return candidate
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..tasks.base import task_to
 from .features import OperandTracker
 
 BOUND = 10.0
@@ -61,7 +62,7 @@ class Episode:
 
 def start_episode(task, seed: int, tracker: OperandTracker, device: torch.device) -> Episode:
     """The episode of ``task`` from ``task.init(seed)`` (moved to ``device`` where the task can)."""
-    task = task.to(device) if hasattr(task, "to") else task
+    task = task_to(task, device)
     flat, shapes = flatten([p.to(device) for p in task.init(seed)])
     with torch.no_grad():
         loss0 = task.loss(unflatten(flat, shapes), 0)
