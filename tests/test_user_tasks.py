@@ -107,3 +107,18 @@ def test_evaluate_default_search_lists_the_modern_baselines_and_the_best_per_tas
                  "schedulefree_adamw"):
         assert name in listed
     assert "best baseline per task: quadratic_wellcond: " in stdout
+
+
+def test_user_optimizer_class_and_four_member_task_through_distil(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    out = tmp_path / "d"
+    main(["distil", "user_optimizers:SignSGD", "--tasks", "user_task_module:LeastSquares", "--episodes", "3",
+          "--steps", "15", "--lr", "0.01", "--out", str(out), "--quiet"])
+    data = json.loads((out / "result.json").read_text())
+    assert data["route"] == "distil" and data["teacher"].startswith("user_optimizers:SignSGD")
+    assert data["formula"] == "sign(g)" and data["exact"] is True
+    with pytest.raises(SystemExit) as info:
+        main(["distil", "user_optimizers:NotAnOptimizer", "--tasks", "user_task_module:LeastSquares",
+              "--out", str(tmp_path / "e"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and len(err.splitlines()) == 1

@@ -44,6 +44,23 @@ class SampledFamily:
         return f"SampledFamily({self.name!r})"
 
 
+class SingleTaskFamily:
+    """A family whose every draw is one task (a user's task where a family is asked for); the
+    seed still varies the initial parameters, which callers draw with ``init(seed)``."""
+
+    def __init__(self, task):
+        self.task = task
+        self.name = getattr(task, "name", "task")
+        self.description = f"the task {self.name} at every draw"
+
+    def sample(self, seed: int):
+        """The task itself."""
+        return self.task
+
+    def __repr__(self) -> str:
+        return f"SingleTaskFamily({self.name!r})"
+
+
 class MixtureFamily:
     """Picks one of ``components`` uniformly (from ``seed``) and samples it with ``seed``."""
 

@@ -93,7 +93,15 @@ def _sample(family, spec: str, seed: int):
 
 
 def get_family(spec):
-    """A task family: a built-in name, ``"a+b"`` or a list of names (uniform mixture)."""
+    """A task family: a built-in name, ``"a+b"`` or a list of names (uniform mixture), or
+    ``"module:attr"`` naming a user's family, or a user's task (then every draw is that task)."""
+    if isinstance(spec, str) and ":" in spec:
+        from .base import is_family
+        from .families import SingleTaskFamily
+        from .loader import load_user_task
+
+        obj = load_user_task(spec.strip(), allow_family=True)
+        return obj if is_family(obj) else SingleTaskFamily(obj)
     names = spec if isinstance(spec, (list, tuple)) else str(spec).split("+")
     names = [str(n).strip() for n in names]
     families = builtin_families()
