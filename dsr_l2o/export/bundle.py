@@ -29,11 +29,6 @@ class ResultBundle:
         return self.result.lr
 
     @property
-    def data(self) -> dict:
-        """The result as its JSON document."""
-        return self.result.to_json()
-
-    @property
     def name(self) -> str:
         """The result's name: its directory name."""
         return self.directory.resolve().name

@@ -58,19 +58,20 @@ def formula_block(bundle: ResultBundle) -> list[str]:
     lines = ["$$", update, "$$", ""]
     if operands:
         lines += ["where", "", "$$", aligned(operands), "$$", ""]
-    lr_label = "lr" if bundle.data.get("route") == "distil" else "tuned lr"
+    result = bundle.result
+    lr_label = "lr" if result.route == "distil" else "tuned lr"
     lines.append(f"Formula: {inline(formula.text)} (complexity {formula.size}, grammar "
                  f"{inline(formula.grammar.name)}" + (f", {lr_label} {bundle.lr:g})." if bundle.lr else ")."))
     lines += naming_line(bundle, formula)
     if formula.text != bundle.formula.text:
         lines += ["", f"As found: {inline(bundle.formula.text)}."]
-    raw = bundle.data.get("raw_formula")
-    if isinstance(raw, str) and raw not in (formula.text, bundle.formula.text):
+    raw = getattr(result, "raw_formula", None)
+    if raw and raw not in (formula.text, bundle.formula.text):
         lines += ["", f"Before pruning and simplification: {inline(raw)}."]
-    grow = bundle.data.get("grow")
-    if bundle.data.get("stage") == "grow" and isinstance(grow, dict):
+    grow = getattr(result, "grow", None)
+    if getattr(result, "stage", None) == "grow" and grow:
         lines += ["", f"Found by the grow stage, as a correction of {inline(str(grow.get('base', '?')))} "
-                      f"(the relaxation's own argmax was {inline(str(bundle.data.get('relaxation_argmax', '?')))})."]
+                      f"(the relaxation's own argmax was {inline(str(result.relaxation_argmax or '?'))})."]
     return lines
 
 
@@ -80,8 +81,8 @@ def naming_line(bundle: ResultBundle, formula) -> list[str]:
     from ..naming import RuleName, name_rule
 
     try:
-        stored = bundle.data.get("naming")
-        naming = RuleName.from_json(stored) if isinstance(stored, dict) else name_rule(formula)
+        stored = bundle.result.naming
+        naming = RuleName.from_json(stored) if stored else name_rule(formula)
     except DsrError:
         return []
     how = ("up to a positive scale" if naming.equal_to else
@@ -92,15 +93,16 @@ def naming_line(bundle: ResultBundle, formula) -> list[str]:
 def provenance_block(bundle: ResultBundle) -> list[str]:
     """How the formula was found: search settings and the meta-training summary."""
     lines = ["## How it was found", ""]
-    metrics = bundle.data.get("metrics") if isinstance(bundle.data.get("metrics"), dict) else {}
+    result = bundle.result
+    metrics = result.metrics
     facts = [("meta-steps", metrics.get("meta_steps")), ("final meta-loss", metrics.get("final_meta_loss")),
              ("skipped meta-steps", metrics.get("skipped_steps")), ("meta-training time (s)", metrics.get("seconds")),
-             ("recorded samples", metrics.get("samples")), ("R² of the teacher's updates", bundle.data.get("r2"))]
+             ("recorded samples", metrics.get("samples")), ("R² of the teacher's updates", getattr(result, "r2", None))]
     rows = [[label, number(value, ".6g")] for label, value in facts if value is not None]
     for key in ("created", "dsr_l2o_version"):
-        if isinstance(bundle.data.get(key), str):
-            rows.append([key.replace("_", " "), cell(bundle.data[key])])
-    rows += [[code(key), cell(value)] for key, value in config_summary(bundle.data, limit=40)]
+        if getattr(result, key):
+            rows.append([key.replace("_", " "), cell(getattr(result, key))])
+    rows += [[code(key), cell(value)] for key, value in config_summary(result, limit=40)]
     lines += [table(["setting", "value"], rows) if rows else "No search settings were recorded.", ""]
     return lines
 
@@ -222,13 +224,13 @@ def grow_block(data: dict) -> list[str]:
 
 def markdown_report(bundle: ResultBundle, plot_dir: str = "plots", title: str | None = None) -> str:
     """The report page; plots are linked as ``plot_dir/NAME.png`` (see :func:`copy_plots`)."""
-    kind = "Distillation " if bundle.data.get("route") == "distil" else "Search "
+    kind = "Distillation " if bundle.result.route == "distil" else "Search "
     lines = [f"# {title or kind + inline(bundle.name)}", ""]
     lines += formula_block(bundle) + [""]
     lines += provenance_block(bundle)
     lines += comparison_block(bundle.evaluation)
     lines += plots_block(bundle, plot_dir)
-    lines += candidates_block(bundle.data)
+    lines += candidates_block(bundle.result.to_json())
     return "\n".join(lines).rstrip() + "\n"
 
 
