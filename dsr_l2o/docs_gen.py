@@ -104,12 +104,13 @@ def _rule_row(name: str, formula, geomean: str, link: str | None = None) -> str:
 def _geomean(bundle) -> str:
     from .export.markdown import BASELINES, number
 
-    evaluation = bundle.evaluation or {}
-    geomean = evaluation.get("geomean_ratio_to_reference") if isinstance(evaluation, dict) else None
-    if isinstance(geomean, dict):
-        for name, value in geomean.items():
-            if name.lower() not in BASELINES:
-                return number(value, ".3f")
+    evaluation = bundle.evaluation
+    if evaluation is None:
+        return "-"
+    geomean = evaluation.geomean_ratio_to_reference
+    for name in evaluation.candidates or [n for n in geomean if n.lower() not in BASELINES]:
+        if name in geomean:
+            return number(geomean[name], ".3f")
     return "-"
 
 

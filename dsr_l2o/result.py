@@ -262,6 +262,50 @@ class DistillResult(RuleResult):
 ROUTES = {"search": SearchResult, "distil": DistillResult}
 
 
+@dataclass
+class Evaluation:
+    """``evaluation.json``: a formula and tuned baselines under one protocol (``dsr-l2o evaluate``).
+
+    ``tasks[task]`` holds each optimizer's tuned result with its rank, ``ratio_to_reference`` and
+    ``ratio_to_best_baseline`` the per-task ratios, the ``geomean_*`` fields their geometric means.
+    Fields of the wrong type read as empty; unknown keys are kept in ``extra``.
+    """
+
+    protocol: dict = field(default_factory=dict)
+    optimizers: list = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    baselines: list[str] = field(default_factory=list)
+    tasks: dict = field(default_factory=dict)
+    reference: str | None = None
+    ratio_to_reference: dict = field(default_factory=dict)
+    geomean_ratio_to_reference: dict = field(default_factory=dict)
+    ratio_to_best_baseline: dict = field(default_factory=dict)
+    geomean_ratio_to_best_baseline: dict = field(default_factory=dict)
+    formula: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    _DICTS = ("protocol", "tasks", "ratio_to_reference", "geomean_ratio_to_reference", "ratio_to_best_baseline",
+              "geomean_ratio_to_best_baseline")
+
+    def to_json(self) -> dict:
+        data = dict(self.extra)
+        data.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"})
+        data["schema_version"] = SCHEMA_VERSION
+        return _finite_json(data)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Evaluation":
+        known = {f.name for f in fields(cls)} | {"schema_version"}
+        names = lambda key: [x for x in data.get(key) or [] if isinstance(x, str)] \
+            if isinstance(data.get(key), list) else []  # noqa: E731
+        return cls(**{key: _mapping(data.get(key)) for key in cls._DICTS},
+                   optimizers=[o for o in data.get("optimizers") or [] if isinstance(o, dict)]
+                   if isinstance(data.get("optimizers"), list) else [],
+                   candidates=names("candidates"), baselines=names("baselines"), reference=_text(data.get("reference")),
+                   formula=data.get("formula") if isinstance(data.get("formula"), dict) else None,
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from ``path``, or a one-line :class:`ResultError`."""
     if path.stat().st_size > MAX_JSON_BYTES:
@@ -332,5 +376,5 @@ def load_result(directory: str | Path) -> RuleResult:
     return cls.from_json(data, formula, directory)
 
 
-__all__ = ["Candidate", "DistillResult", "RuleResult", "SearchResult", "Validation", "load_result",
+__all__ = ["Candidate", "DistillResult", "Evaluation", "RuleResult", "SearchResult", "Validation", "load_result",
            "read_json", "save_result", "SCHEMA_VERSION"]

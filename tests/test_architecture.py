@@ -57,3 +57,18 @@ def test_layout_shares_one_buffer_per_definition():
     assert layout.state_keys == ["m", "v_hat"] and layout.buffer_of["m_hat"] == "m"
     assert layout.debiased == {"m_hat": 0.9, "v_hat": 0.999}
     assert layout.updates("m") and not layout.updates("m_hat")
+
+
+def test_evaluation_json_is_typed_and_round_trips():
+    from dsr_l2o.evaluation import EvalProtocol, compare, formula_spec, get_baseline
+    from dsr_l2o.result import Evaluation
+    from dsr_l2o.tasks import get_task
+
+    comparison = compare([formula_spec("m", name="formula"), get_baseline("sgd")], [get_task("quadratic_wellcond")],
+                         EvalProtocol(lrs=(0.01, 0.1), seeds=(0,), steps=8), candidates=("formula",))
+    record = Evaluation.from_json(comparison.to_json("sgd"))
+    assert record.candidates == ["formula"] and record.baselines == ["sgd"] and record.reference == "sgd"
+    assert record.geomean_ratio_to_reference["sgd"] == 1.0
+    again = Evaluation.from_json(json.loads(json.dumps(record.to_json())))
+    assert again == record and again.to_json()["schema_version"] == SCHEMA_VERSION
+    assert Evaluation.from_json({"tasks": [1], "candidates": "x", "future": 3}).tasks == {}

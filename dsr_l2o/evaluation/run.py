@@ -7,13 +7,14 @@ from pathlib import Path
 
 from ..errors import ConfigError, FormulaError
 from ..formula import Formula, parse_formula
+from ..result import Evaluation
 from ..threads import single_thread
 from .compare import Comparison, compare
 from .protocol import EvalProtocol, Progress
 
 
 @dataclass
-class Evaluation:
+class EvaluationRun:
     """What ``evaluate_to_dir`` wrote: the comparison, the formula, and the files."""
 
     comparison: Comparison
@@ -44,7 +45,7 @@ def source_formula(source: str | Path, out: str | Path | None = None,
 
 def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: EvalProtocol,
                     out: str | Path | None = None, grammar: str | Path | None = None, reference: str = "adam",
-                    progress: Progress | None = None) -> Evaluation:
+                    progress: Progress | None = None) -> EvaluationRun:
     """Tune the formula of ``source`` (a result directory or formula text) and ``baselines`` on
     ``tasks`` under ``protocol``; write ``OUT/evaluation.json`` and ``OUT/plots/loss_<task>.png``.
 
@@ -60,9 +61,9 @@ def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: 
     specs = [formula_spec(formula, name="formula")] + list(baselines)
     with single_thread():
         comparison = compare(specs, tasks, protocol, progress=progress, candidates=("formula",))
-    data = comparison.to_json(reference)
-    data["formula"] = {"text": formula.text, "grammar": formula.grammar.name,
-                       "source": str(directory) if directory is not None else None}
-    path = write_json(out / "evaluation.json", data)
+    record = Evaluation.from_json(comparison.to_json(reference))
+    record.formula = {"text": formula.text, "grammar": formula.grammar.name,
+                      "source": str(directory) if directory is not None else None}
+    path = write_json(out / "evaluation.json", record.to_json())
     plots = save_plots(comparison, out / "plots", highlight="formula")
-    return Evaluation(comparison, formula, path, plots)
+    return EvaluationRun(comparison, formula, path, plots)

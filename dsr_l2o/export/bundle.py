@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formula import Formula
-from ..result import RuleResult, load_result, read_json
+from ..result import Evaluation, RuleResult, load_result, read_json
 
 
 @dataclass
@@ -16,7 +16,7 @@ class ResultBundle:
 
     directory: Path
     result: RuleResult
-    evaluation: dict | None = None
+    evaluation: Evaluation | None = None
     plots: list[Path] = field(default_factory=list)
 
     @property
@@ -40,7 +40,7 @@ def read_result(directory: str | Path) -> ResultBundle:
     result = load_result(directory)
     directory = result.directory
     evaluation_path = directory / "evaluation.json"
-    evaluation = read_json(evaluation_path, "evaluation file") if evaluation_path.is_file() else None
+    evaluation = Evaluation.from_json(read_json(evaluation_path, "evaluation file")) if evaluation_path.is_file() else None
     plots = _plots(directory / "plots")
     return ResultBundle(directory, result, evaluation, plots)
 

@@ -228,7 +228,7 @@ def markdown_report(bundle: ResultBundle, plot_dir: str = "plots", title: str | 
     lines = [f"# {title or kind + inline(bundle.name)}", ""]
     lines += formula_block(bundle) + [""]
     lines += provenance_block(bundle)
-    lines += comparison_block(bundle.evaluation)
+    lines += comparison_block(bundle.evaluation.to_json() if bundle.evaluation else None)
     lines += plots_block(bundle, plot_dir)
     lines += candidates_block(bundle.result.to_json())
     return "\n".join(lines).rstrip() + "\n"
