@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from ..errors import ConfigError, FormulaError
-
-_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_CLASS_SPEC = re.compile(rf"({_DOTTED}):({_DOTTED})")
+from ..imports import SPEC
 
 
 def teacher_spec(teacher: str, grammar, kwargs: dict | None = None):
@@ -29,7 +25,7 @@ def teacher_spec(teacher: str, grammar, kwargs: dict | None = None):
 
         _no_kwargs(teacher, kwargs)
         return l2o_spec(text[4:])
-    if _CLASS_SPEC.fullmatch(text):
+    if SPEC.fullmatch(text):
         return get_baseline(text, **(kwargs or {}))
     _no_kwargs(teacher, kwargs)
     try:

@@ -13,44 +13,20 @@ does not take, ``lr`` among the keywords, or a constructor that fails on a small
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
-import re
 
 import torch
 
 from ..errors import ConfigError
+from ..imports import first_line
+from ..imports import import_attr as _import_attr
 from .baselines import OptimizerSpec, train_mode
-
-_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_SPEC = re.compile(rf"({_DOTTED}):({_DOTTED})")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
 
 def import_attr(spec: str, what: str = "baseline"):
     """The object named by ``"module:attr"`` (a one-line ConfigError if it cannot be found)."""
-    match = _SPEC.fullmatch(spec.strip())
-    if not match:
-        raise ConfigError(f"{what} {spec!r}: expected 'module:Class' such as 'pytorch_optimizer:Lamb'")
-    module_name, attr_path = match.groups()
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"{what} {spec!r}: cannot import module {module_name!r} ({_first_line(err)}); "
-                          "check the name and that it is installed or on PYTHONPATH") from None
-    except Exception as err:  # the user's module failed while importing
-        raise ConfigError(f"{what} {spec!r}: importing {module_name!r} raised {_first_line(err)}") from None
-    obj = module
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr_path!r}")
-        obj = getattr(obj, part)
-    return obj
+    return _import_attr(spec, what, ConfigError,
+                        f"{what} {spec!r}: expected 'module:Class' such as 'pytorch_optimizer:Lamb'")
 
 
 def _signature(obj):
@@ -79,7 +55,7 @@ def _probe(label: str, make) -> None:
     except ConfigError:
         raise
     except Exception as err:
-        raise ConfigError(f"{label}: building it at lr=1e-3 for a 2x2 tensor raised {_first_line(err)}; "
+        raise ConfigError(f"{label}: building it at lr=1e-3 for a 2x2 tensor raised {first_line(err)}; "
                           "check its keywords") from None
     if not (callable(getattr(optimizer, "step", None)) and callable(getattr(optimizer, "zero_grad", None))):
         raise ConfigError(f"{label}: it returned a {type(optimizer).__name__}, not an optimizer "
@@ -88,7 +64,7 @@ def _probe(label: str, make) -> None:
     try:
         optimizer.step()
     except Exception as err:
-        raise ConfigError(f"{label}: a first step() at lr=1e-3 on a 2x2 tensor raised {_first_line(err)}; "
+        raise ConfigError(f"{label}: a first step() at lr=1e-3 on a 2x2 tensor raised {first_line(err)}; "
                           "check its keywords (step() is called without a closure)") from None
 
 
