@@ -60,9 +60,10 @@ def live_slots(rule: RelaxedRule, choice: Choice) -> list[tuple[str, int]]:
     return [key for key in choice if key[1] in live]
 
 
-def to_expr(rule: RelaxedRule, choice: Choice, scale_digits: int = 6) -> ex.Expr:
-    """The formula a choice selects, with the learned leaf scales as multipliers."""
-    scales = rule.leaf_scales().detach().tolist()
+def to_expr(rule: RelaxedRule, choice: Choice, scale_digits: int = 6, unit_scales: bool = False) -> ex.Expr:
+    """The formula a choice selects, with the learned leaf scales as multipliers (all 1 with
+    ``unit_scales``)."""
+    scales = [1.0] * rule.n_leaves if unit_scales else rule.leaf_scales().detach().tolist()
     live = live_graph(rule, choice)
 
     def unary(label: str, arg: ex.Expr) -> ex.Expr:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import expr as ex
 from ..formula import Formula
 from .discretize import Choice, live_graph, to_expr
 from .estimators import Estimate, entropy
@@ -138,7 +137,7 @@ class PopulationGradient:
     def __call__(self, rule, episode: Episode, temperature: float, entropy_weight: float,
                  generator: torch.Generator) -> Estimate:
         choices = [sample_choice(rule, temperature, generator) for _ in range(self.config.population)]
-        formulas = [Formula(_unit_leaves(rule, c), self.grammar) for c in choices]
+        formulas = [Formula(to_expr(rule, c, unit_scales=True), self.grammar) for c in choices]
         texts = [f.text for f in formulas]
         unique = list(dict.fromkeys(texts))
         scored = {t: r for t, r in zip(unique, self.rewards([formulas[texts.index(t)] for t in unique], episode))}
@@ -152,17 +151,6 @@ class PopulationGradient:
         (surrogate - entropy_weight * spread).backward()
         finished = Episode(episode.task, episode.flat, episode.shapes, episode.buffers, self.config.horizon, episode.log0)
         return Estimate(float(-rewards.mean()), spread, False, finished)
-
-
-def _unit_leaves(rule, choice: Choice) -> ex.Expr:
-    """The formula of ``choice`` with every leaf scale 1 (scales are the tuned lr's business)."""
-    with torch.no_grad():
-        saved = rule.leaf_log_scale.detach().clone()
-        rule.leaf_log_scale.zero_()
-        try:
-            return to_expr(rule, choice)
-        finally:
-            rule.leaf_log_scale.copy_(saved)
 
 
 def _reads_operands(formula: Formula) -> bool:
