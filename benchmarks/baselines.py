@@ -1,13 +1,18 @@
-"""Tune every baseline on every validation task with the full protocol; write baselines.md/.json.
+"""Tune every baseline on every task of a split with the full protocol; write baselines.md/.json.
 
-    python benchmarks/baselines.py [--steps N] [--workers 2] [--tasks a,b] [--cache DIR]
+    python benchmarks/baselines.py [--split builtin|validation|test] [--steps N] [--workers 2] [--tasks a,b] [--cache DIR]
+
+Splits: ``builtin`` (the built-in validation tasks, ``dsr_l2o.tasks.VALIDATION_TASKS``; written to
+baselines.md), ``validation`` and ``test`` (the suite's ``SUITE_VALIDATION`` / ``SUITE_TEST``; written
+to test_baselines.md for the test split, which the README and the search benchmarks quote).
 
 Protocol: the default lr grid (16 values log-spaced from 1e-4 to 10), seeds 0, 1, 2, score = mean
 training loss of the last 10% of steps averaged over seeds (diverged = inf). Each task runs its
 own default horizon; --steps N caps it and --tasks picks a subset of the validation tasks, and the
 output says so. Every baseline whose library is installed runs (the modern ones need
-``pip install -e ".[baselines]"``; the output lists any left out). Runs are spread over --workers
-processes with one torch thread each. With --cache DIR each tuned result is kept as DIR/TASK__NAME.json
+``pip install -e ".[baselines]"``; the output lists any left out). Each task's baselines train as one batch of the engine
+(``dsr_l2o.engine.tune_batched``, checked against the sequential protocol in tests/test_engine.py);
+tasks are spread over --workers processes with one torch thread each. With --cache DIR each tuned result is kept as DIR/TASK__NAME.json
 and a rerun reuses it, so an interrupted run resumes and the report can be rewritten without training.
 """
 
@@ -23,41 +28,54 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # heaviest first, so the slow tasks do not end up alone on one worker at the end
-TASK_ORDER_HINT = ("cnn_digits", "mlp_digits_relu", "mlp_digits_tanh", "logreg_cancer")
+TASK_ORDER_HINT = ("cnn_digits", "mlp_digits_relu", "mlp_digits_tanh", "logreg_cancer", "test_attention", "test_cnn",
+                   "val_attention", "val_cnn")
 
 
-def _tune_job(task_name: str, baseline: str, steps: int | None, cache: Path | None):
+def _tune_job(task_name: str, baselines: list[str], steps: int | None, cache: Path | None):
+    """Tune ``baselines`` on one task with the batched engine; reuse and fill the cache per baseline."""
     import json
 
     import torch
 
     torch.set_num_threads(1)
     from dsr_l2o.atomic import write_json
-    from dsr_l2o.evaluation import EvalProtocol, TuneResult, get_baseline, tune
+    from dsr_l2o.engine import tune_batched
+    from dsr_l2o.evaluation import EvalProtocol, TuneResult, get_baseline
     from dsr_l2o.tasks import get_task
 
-    path = None if cache is None else cache / f"{task_name}__{baseline}.json"
-    if path is not None and path.is_file():
-        data = json.loads(path.read_text())
-        return TuneResult.from_json(data["result"]), data["cpu_seconds"], True
-    task = get_task(task_name)
-    protocol = EvalProtocol(steps=None if steps is None else min(steps, task.steps))
-    cpu = time.process_time()
-    result = tune(get_baseline(baseline), task, protocol)
-    cpu = time.process_time() - cpu
-    if path is not None:
-        write_json(path, {"result": result.to_json(), "cpu_seconds": cpu})
-    return result, cpu, False
+    out, todo = {}, []
+    for baseline in baselines:
+        path = None if cache is None else cache / f"{task_name}__{baseline}.json"
+        if path is not None and path.is_file():
+            data = json.loads(path.read_text())
+            out[baseline] = (TuneResult.from_json(data["result"]), data["cpu_seconds"], True)
+        else:
+            todo.append(baseline)
+    if todo:
+        task = get_task(task_name)
+        protocol = EvalProtocol(steps=None if steps is None else min(steps, task.steps))
+        cpu = time.process_time()
+        results = tune_batched([get_baseline(b) for b in todo], task, protocol)
+        share = (time.process_time() - cpu) / len(todo)
+        for baseline, result in zip(todo, results):
+            out[baseline] = (result, share, False)
+            if cache is not None:
+                write_json(cache / f"{task_name}__{baseline}.json", {"result": result.to_json(), "cpu_seconds": share})
+    return out
 
 
 def _cell(value, spec=".3g") -> str:
     return "-" if value is None else ("diverged" if value == float("inf") else format(value, spec))
 
 
-def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers: int, load: str) -> str:
+def _markdown(comparison, notes: list[str], seconds: float, cpu: float, workers: int, load: str,
+              split: str = "builtin") -> str:
     names = comparison.optimizers
+    title = {"builtin": "the built-in validation tasks", "validation": "the suite's validation tasks",
+             "test": "the suite's test tasks"}[split]
     lines = [
-        "# Tuned baselines on the validation tasks",
+        f"# Tuned baselines on {title}",
         "",
         "Written by `python benchmarks/baselines.py`; do not edit by hand.",
         "",
@@ -130,34 +148,39 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--tasks", default=None, help="comma-separated subset of the validation tasks (default: all)")
     parser.add_argument("--cache", type=Path, default=None, help="keep/reuse each tuned result here")
-    parser.add_argument("--out", type=Path, default=HERE / "baselines")
+    parser.add_argument("--split", choices=("builtin", "validation", "test"), default="builtin")
+    parser.add_argument("--out", type=Path, default=None, help="default: baselines (builtin) or SPLIT_baselines")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / ("baselines" if args.split == "builtin" else f"{args.split}_baselines")
 
     from dsr_l2o.atomic import write_json, write_text
     from dsr_l2o.evaluation import Comparison, EvalProtocol, loss_threshold
     from dsr_l2o.evaluation.baselines import expand_group
     from dsr_l2o.tasks import VALIDATION_TASKS, get_task
+    from dsr_l2o.tasks.suite import SUITE_TEST, SUITE_VALIDATION
 
     names, missing = expand_group("all")
-    tasks = list(VALIDATION_TASKS) if args.tasks is None else [t.strip() for t in args.tasks.split(",")]
-    left_out = [t for t in VALIDATION_TASKS if t not in tasks]
+    split = {"builtin": VALIDATION_TASKS, "validation": SUITE_VALIDATION, "test": SUITE_TEST}[args.split]
+    tasks = list(split) if args.tasks is None else [t.strip() for t in args.tasks.split(",")]
+    left_out = [t for t in split if t not in tasks]
     horizons = {name: get_task(name).steps for name in tasks}
     order = sorted(tasks, key=lambda t: TASK_ORDER_HINT.index(t) if t in TASK_ORDER_HINT else 99)
-    jobs = [(task, name, args.steps, args.cache) for task in order for name in names]
+    jobs = [(task, names, args.steps, args.cache) for task in order]
     cpu = 0.0
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
-        futures = {job: pool.submit(_tune_job, *job) for job in jobs}
-        done = computed = 0
+        futures = {job[0]: pool.submit(_tune_job, *job) for job in jobs}
+        computed = 0
         results = {}
-        for job, future in futures.items():
-            results[job[:2]], job_cpu, cached = future.result()
-            cpu += job_cpu
-            computed += not cached
-            done += 1
-            print(f"[{done}/{len(jobs)}] {job[0]} {job[1]}: {results[job[:2]].best_score:.4g} "
-                  f"(lr {results[job[:2]].best_lr}) {time.perf_counter() - start:.0f}s", file=sys.stderr)
+        for done, (task, future) in enumerate(futures.items(), 1):
+            for name, (result, job_cpu, cached) in future.result().items():
+                results[(task, name)] = result
+                cpu += job_cpu
+                computed += not cached
+            print(f"[{done}/{len(jobs)}] {task}: {len(names)} baselines, {time.perf_counter() - start:.0f}s",
+                  file=sys.stderr)
     seconds = time.perf_counter() - start
     load = f"load average {load_before:.1f} at start, {os.getloadavg()[1]:.1f} over the last 5 min at the end"
     if args.cache is not None:  # the cache may have been filled over several runs: report them all
@@ -193,13 +216,14 @@ def main(argv=None) -> int:
         notes += ["", f"Baselines LEFT OUT because their library is not installed: {', '.join(missing)}."]
     data = comparison.to_json("adam")
     data["horizon"] = used
+    data["results"] = {t: {n: r.to_json() for n, r in per_task[t].items()} for t in tasks}
     data["note"] = " ".join(n for n in notes if n)
     data["wall_seconds"] = round(seconds, 1)
     data["cpu_seconds"] = round(cpu, 1)
     data["machine_load"] = load
     data["workers"] = args.workers
     write_json(args.out.with_suffix(".json"), data)
-    write_text(args.out.with_suffix(".md"), _markdown(comparison, notes, seconds, cpu, args.workers, load))
+    write_text(args.out.with_suffix(".md"), _markdown(comparison, notes, seconds, cpu, args.workers, load, args.split))
     print(f"wrote {args.out.with_suffix('.md')} and .json in {seconds:.0f} s", file=sys.stderr)
     return 0
 

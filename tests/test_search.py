@@ -28,7 +28,8 @@ constants: []
 
 TINY = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
             unroll=5, horizon=10, top_k=2, eval_lrs=[1e-3, 1e-2, 1e-1], eval_seeds=[0], eval_steps=40,
-            checkpoint_every=2, device="cpu", grow_episodes=2, grow_steps=30)
+            checkpoint_every=2, device="cpu", grow_episodes=2, grow_steps=30, population=4,
+            population_lrs=[1e-2, 1e-1])
 
 
 def _tiny_config(path: Path, **extra) -> Path:
@@ -41,7 +42,7 @@ def _tiny_config(path: Path, **extra) -> Path:
 def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
     grammar = tmp_path / "small.yaml"
     grammar.write_text(SMALL_GRAMMAR)
-    result = search(grammar, out=tmp_path / "out", **TINY)
+    result = search(grammar, out=tmp_path / "out", **TINY, grow=True)
     assert variables(result.formula.expr) <= {"g", "m"}
     assert operators_used(result.formula.expr) <= {"sign", "mul", "add", "neg", "div", "sub"}
     assert {c["stage"] for c in result.data["candidates"]} <= {"relaxation", "grow"}

@@ -7,8 +7,8 @@ engine (:func:`dsr_l2o.engine.train_formulas`), and gives each formula the rewar
 
 .. math:: R = -\min_{\eta} B\tanh\Big(\frac{1}{B}\log\frac{\bar L_{\text{last}}(\eta)}{L_0}\Big)
 
-the bounded log of its best mean final loss over the learning rates, which is what the fair
-protocol ranks (a diverged run counts as the bound). The score-function gradient of the
+the bounded log of its best mean final loss (floored at the protocol's ``FLOOR``) over the
+learning rates, which is what the fair protocol ranks (a diverged run counts as the bound). The score-function gradient of the
 expected reward,
 
 .. math:: \nabla \mathbb{E}[R] \approx \frac{1}{P}\sum_p (R_p - b_p)\,\nabla \log \pi(f_p),
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..evaluation.ratios import FLOOR
 from ..formula import Formula
 from .discretize import Choice, live_graph, to_expr
 from .estimators import Estimate, entropy
@@ -130,7 +131,7 @@ class PopulationGradient:
         window = max(1, math.ceil(0.1 * steps))
         scores = runs.scores(window)[0].reshape(len(formulas), len(self.lrs))
         with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.log(np.maximum(scores, 1e-30)) - episode.log0
+            logs = np.log(np.maximum(scores, FLOOR)) - episode.log0
         bounded = np.where(np.isfinite(logs), BOUND * np.tanh(logs / BOUND), PENALTY)
         return -bounded.min(axis=1)
 

@@ -239,12 +239,11 @@ def _hall_candidates(hall, grammar, probes, simplify, known: set[str]) -> list:
 
 
 def _score_all(candidates, scorer, log) -> list:
-    """Score every candidate that is not rejected; return those with a finite ratio."""
+    """Score every candidate that is not rejected (one batch); return those with a finite ratio."""
     for cand in candidates:
         if cand.rejected:
             log(f"rejected {cand.formula.text}: {cand.rejected}")
-            continue
-        scorer.score(cand)
+    for cand in scorer.score_many([c for c in candidates if not c.rejected]):
         log(f"candidate {cand.formula.text}: ratio to Adam {cand.ratio:.4g}")
     return [c for c in candidates if not c.rejected and math.isfinite(c.ratio)]
 

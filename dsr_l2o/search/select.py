@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import expr as ex
-from ..evaluation.ratios import geometric_mean_ratio
+from ..evaluation.ratios import FLOOR, geometric_mean_ratio
 from ..formula import Formula
 from ..result import Candidate as Record
 from .guards import degenerate_reason
@@ -65,28 +65,38 @@ class Scorer:
         self.reference = {t.name: tune_batched(get_baseline("adam"), t, protocol).best_score for t in tasks}
 
     def score(self, candidate: Candidate) -> Candidate:
+        """Score one candidate (see :meth:`score_many`)."""
+        return self.score_many([candidate])[0]
+
+    def score_many(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Tune every candidate on every task, all candidates of a task as one batched run."""
         from ..evaluation import formula_spec
 
-        spec = formula_spec(candidate.formula)
-        lrs, per_seed = [], [[] for _ in self.protocol.seeds]
+        if not candidates:
+            return []
+        specs = [formula_spec(c.formula) for c in candidates]
+        logs = [[] for _ in candidates]
+        per_seed = [[[] for _ in self.protocol.seeds] for _ in candidates]
         for task in self.tasks:
-            result = self._tune(spec, task, self.protocol)
-            candidate.scores[task.name] = result.best_score
-            candidate.lrs[task.name] = result.best_lr
-            ref = max(self.reference[task.name], 1e-12)
-            for s, score in enumerate(result.seed_scores.get(result.best_lr, [math.inf] * len(per_seed))):
-                per_seed[s].append(_log_ratio(score, ref))
-            if result.best_lr:
-                lrs.append(math.log(result.best_lr))
-        candidate.seed_logs = [sum(x) / len(x) for x in per_seed]
-        ratio = geometric_mean_ratio(candidate.scores.values(), (self.reference[t.name] for t in self.tasks))
-        candidate.ratio = math.inf if ratio is None else ratio
-        candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
-        return candidate
+            results = self._tune(specs, task, self.protocol)
+            ref = max(self.reference[task.name], FLOOR)
+            for k, (candidate, result) in enumerate(zip(candidates, results)):
+                candidate.scores[task.name] = result.best_score
+                candidate.lrs[task.name] = result.best_lr
+                for s, score in enumerate(result.seed_scores.get(result.best_lr, [math.inf] * len(self.protocol.seeds))):
+                    per_seed[k][s].append(_log_ratio(score, ref))
+                if result.best_lr:
+                    logs[k].append(math.log(result.best_lr))
+        for candidate, seeds, lrs in zip(candidates, per_seed, logs):
+            candidate.seed_logs = [sum(x) / len(x) for x in seeds]
+            ratio = geometric_mean_ratio(candidate.scores.values(), (self.reference[t.name] for t in self.tasks))
+            candidate.ratio = math.inf if ratio is None else ratio
+            candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
+        return candidates
 
 
 def _log_ratio(score: float, reference: float) -> float:
-    return math.log(max(score, 1e-12) / reference) if math.isfinite(score) else math.inf
+    return math.log(max(score, FLOOR) / reference) if math.isfinite(score) else math.inf
 
 
 FINALIST_MARGIN = 1.25
@@ -107,7 +117,7 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
         return best, scorer
     seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + TIE_SEEDS))
     scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log)
-    rescored = [scorer.score(Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage)) for c in finalists]
+    rescored = scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
     leader = min(rescored, key=lambda c: sum(c.seed_logs) / len(c.seed_logs))
     mean = sum(leader.seed_logs) / len(leader.seed_logs)
     tied = [c for c in rescored
