@@ -1,7 +1,8 @@
 """Generate the parts of the docs site that must not drift from the code.
 
 ``dsr-l2o docs`` fills the marked blocks of ``docs/grammar.md`` (the operator table, from
-:data:`dsr_l2o.operators.BUILTIN_OPERATORS`) and ``docs/cli.md`` (every command's ``--help``),
+:data:`dsr_l2o.operators.BUILTIN_OPERATORS`) and ``docs/cli.md`` (every command's ``--help``, which
+the CLI hands in: this module does not import the CLI),
 and writes ``docs/searches/index.md`` plus one page per ``searches/<name>/result.json`` with the
 search's plots copied into ``docs/searches/<name>/``.
 """
@@ -42,30 +43,6 @@ def operator_table() -> str:
         rows.append(f"| {code(name)} | {op.arity} | {written} | {code(op.doc)} | "
                     f"{math_cell(op.latex.format('x', 'y'))} |")
     return "\n".join(rows)
-
-
-def cli_reference(width: int = 100) -> str:
-    """Every ``dsr-l2o`` command's ``--help``, as Markdown sections."""
-    import click
-
-    from .cli import cli
-
-    root = click.Context(cli, info_name="dsr-l2o", terminal_width=width, max_content_width=width,
-                         help_option_names=["-h", "--help"])
-    parts = [f"## dsr-l2o\n\n```text\n{cli.get_help(root)}\n```"]
-
-    def walk(group, parent, prefix):
-        for name in group.list_commands(parent):
-            command = group.get_command(parent, name)
-            if command is None:
-                continue
-            ctx = click.Context(command, info_name=name, parent=parent, terminal_width=width, max_content_width=width)
-            parts.append(f"## {prefix} {name}\n\n```text\n{command.get_help(ctx)}\n```")
-            if isinstance(command, click.Group):
-                walk(command, ctx, f"{prefix} {name}")
-
-    walk(cli, root, "dsr-l2o")
-    return "\n\n".join(parts)
 
 
 def fill_block(text: str, key: str, content: str, page: str) -> str:
@@ -146,8 +123,12 @@ def _clean_search_pages(folder: Path) -> None:
                 shutil.rmtree(plots)
 
 
-def generate_docs(root: str | Path) -> list[Path]:
-    """Regenerate the generated docs of the repository at ``root``; returns the files written."""
+def generate_docs(root: str | Path, cli_help: str | None = None) -> list[Path]:
+    """Regenerate the generated docs of the repository at ``root``; returns the files written.
+
+    ``cli_help`` is the command reference for ``docs/cli.md`` (:func:`dsr_l2o.cli.reference.cli_reference`,
+    passed in by ``dsr-l2o docs`` so that this module never imports the CLI); ``None`` leaves that
+    page as it is."""
     from .export import read_result
     from .export.markdown import copy_plots, markdown_report
 
@@ -156,11 +137,14 @@ def generate_docs(root: str | Path) -> list[Path]:
     if not docs.is_dir():
         raise DsrError(f"{root}: has no docs/ folder; run 'dsr-l2o docs' in the repository root or pass --root")
     written = []
-    for page, key, make in (("grammar.md", "operators", operator_table), ("cli.md", "cli", cli_reference)):
+    blocks = [("grammar.md", "operators", operator_table())]
+    if cli_help is not None:
+        blocks.append(("cli.md", "cli", cli_help))
+    for page, key, text in blocks:
         path = docs / page
         if not path.is_file():
             raise DsrError(f"{path}: missing; restore it from the repository")
-        written.append(write_text(path, fill_block(path.read_text(encoding="utf-8"), key, make(), str(path))))
+        written.append(write_text(path, fill_block(path.read_text(encoding="utf-8"), key, text, str(path))))
     bundles = [read_result(path) for path in find_searches(root)]
     folder = docs / "searches"
     _clean_search_pages(folder)

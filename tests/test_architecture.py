@@ -1,9 +1,12 @@
 """The layout's promises: one source of defaults, typed results that round-trip, one operand layout."""
 
 import dataclasses
+from pathlib import Path
 import json
 
 import yaml
+
+import dsr_l2o
 
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
@@ -72,3 +75,19 @@ def test_evaluation_json_is_typed_and_round_trips():
     again = Evaluation.from_json(json.loads(json.dumps(record.to_json())))
     assert again == record and again.to_json()["schema_version"] == SCHEMA_VERSION
     assert Evaluation.from_json({"tasks": [1], "candidates": "x", "future": 3}).tasks == {}
+
+
+def test_only_the_cli_imports_the_cli():
+    """Library modules never import the command line (it imports them): no cycle."""
+    import ast
+
+    package = Path(dsr_l2o.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "cli" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and (
+                    node.module == "cli" or node.module.startswith("cli.") or node.module.startswith("dsr_l2o.cli")):
+                offenders.append(str(path.relative_to(package)))
+    assert not offenders, offenders

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dsr_l2o.cli import main
+from dsr_l2o.cli.reference import cli_reference
 from dsr_l2o.docs_gen import generate_docs
 from dsr_l2o.errors import DsrError
 from dsr_l2o.operators import BUILTIN_OPERATORS
@@ -55,7 +56,7 @@ def test_docs_with_searches_build_strictly(tmp_path):
 
     shutil.rmtree(root / "searches" / "adam_like")
     shutil.rmtree(root / "searches" / "lion_like")
-    generate_docs(root)
+    generate_docs(root, cli_help=cli_reference())
     assert [p.name for p in pages.iterdir()] == ["index.md"]
     assert "No search is committed yet" in (pages / "index.md").read_text()
     build(root, tmp_path)
@@ -63,15 +64,15 @@ def test_docs_with_searches_build_strictly(tmp_path):
 
 def test_docs_generation_is_idempotent_and_checks_markers(tmp_path):
     root = site_copy(tmp_path)
-    generate_docs(root)
+    generate_docs(root, cli_help=cli_reference())
     first = (root / "docs" / "grammar.md").read_text()
-    generate_docs(root)
+    generate_docs(root, cli_help=cli_reference())
     assert (root / "docs" / "grammar.md").read_text() == first
     (root / "docs" / "cli.md").write_text("# Command line\n")
     with pytest.raises(DsrError, match="generated:cli:start"):
-        generate_docs(root)
+        generate_docs(root, cli_help=cli_reference())
     with pytest.raises(DsrError, match="no docs/ folder"):
-        generate_docs(tmp_path / "empty")
+        generate_docs(tmp_path / "empty", cli_help=cli_reference())
 
 
 def test_committed_docs_are_regenerated_from_the_committed_searches(tmp_path):
@@ -79,7 +80,7 @@ def test_committed_docs_are_regenerated_from_the_committed_searches(tmp_path):
     shutil.copytree(REPO / "docs", root / "docs")
     shutil.copytree(REPO / "searches", root / "searches")
     shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
-    generate_docs(root)
+    generate_docs(root, cli_help=cli_reference())
     generated = sorted(p.relative_to(root) for p in (root / "docs").rglob("*.md"))
     assert generated == sorted(p.relative_to(REPO) for p in (REPO / "docs").rglob("*.md"))
     for path in generated:

@@ -83,3 +83,46 @@ def test_result_directory_with_broken_result_json_is_an_error(tmp_path, capsys):
     (run / "result.json").write_text(json.dumps({"formula": "m + v"}))
     (run / "grammar.yaml").write_text((data_path("grammars", "lion.yaml")).read_text())
     _one_line_error(capsys, ["evaluate", str(run)], "does not parse")
+
+
+def _stored_baselines(path, tamper=None) -> tuple[str, dict]:
+    """Adam and SGD tuned under TINY's protocol, in the shape benchmarks/baselines.py writes."""
+    from dsr_l2o.evaluation import EvalProtocol, compare
+    from dsr_l2o.tasks import get_task
+
+    protocol = EvalProtocol(lrs=(0.01, 0.1, 1.0), seeds=(0,), steps=15)
+    comparison = compare(["adam", "sgd"], [get_task("quadratic_wellcond")], protocol)
+    results = {t: {n: r.to_json() for n, r in per.items()} for t, per in comparison.results.items()}
+    if tamper:
+        tamper(results)
+    path.write_text(json.dumps({"protocol": protocol.to_json(), "results": results}))
+    return str(path), results
+
+
+def test_stored_baseline_results_are_read_not_retuned(tmp_path, capsys):
+    def tamper(results):
+        results["quadratic_wellcond"]["sgd"]["best_score"] = 123.0  # proves it is read, not retuned
+
+    stored, results = _stored_baselines(tmp_path / "baselines.json", tamper)
+    out = tmp_path / "eval"
+    main(["evaluate", "m_tilde", "--baselines", "adam,sgd", "--out", str(out), *TINY, "--baseline-results", stored])
+    again = json.loads((out / "evaluation.json").read_text())["tasks"]["quadratic_wellcond"]["results"]
+    assert again["sgd"]["best_score"] == 123.0
+    assert again["adam"]["best_score"] == results["quadratic_wellcond"]["adam"]["best_score"]
+    assert again["formula"]["formula"] == "m_tilde"
+    capsys.readouterr()
+    _one_line_error(capsys, ["evaluate", "m_tilde", "--baselines", "adam", "--out", str(tmp_path / "x"), *TINY[:-1],
+                             "20", "--baseline-results", stored], "tuned under another protocol")
+    bad = json.loads((tmp_path / "baselines.json").read_text())
+    bad["results"]["quadratic_wellcond"]["adam"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    _one_line_error(capsys, ["evaluate", "m_tilde", "--baselines", "adam", "--out", str(tmp_path / "y"), *TINY,
+                             "--baseline-results", str(tmp_path / "bad.json")], "adam: not a tuned result")
+
+
+def test_task_sets_name_the_suite_splits():
+    from dsr_l2o.tasks import get_tasks
+    from dsr_l2o.tasks.suite import SUITE_TEST, SUITE_VALIDATION
+
+    assert [t.name for t in get_tasks(["suite_test"])] == list(SUITE_TEST)
+    assert [t.name for t in get_tasks(["suite_validation", "quadratic_wellcond"])] == [*SUITE_VALIDATION, "quadratic_wellcond"]

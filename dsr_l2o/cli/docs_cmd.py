@@ -15,6 +15,7 @@ def docs(root):
     with 'mkdocs build --strict'.
     """
     from ..docs_gen import generate_docs
+    from .reference import cli_reference
 
-    written = generate_docs(root)
+    written = generate_docs(root, cli_help=cli_reference())
     click.echo(f"wrote {len(written)} docs file(s) under {root}/docs")

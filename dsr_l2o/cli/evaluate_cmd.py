@@ -58,8 +58,9 @@ def summary_lines(comparison, reference: str) -> list[str]:
 @click.command()
 @click.argument("formula_or_result_dir")
 @click.option("--tasks", "tasks_text", default=None,
-              help="Comma-separated tasks: built-in task or family names, or module:attr naming a task or "
-                   "a task family [default: the validation tasks].")
+              help="Comma-separated tasks: built-in task or family names, a task set (suite_test, "
+                   "suite_validation, validation), or module:attr naming a task or a task family "
+                   "[default: validation, the built-in validation tasks].")
 @click.option("--family-samples", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Tasks drawn from each family in --tasks (family.sample(0), sample(1), ...).")
 @click.option("--baselines", "baselines_text", default=None,
@@ -82,8 +83,11 @@ def summary_lines(comparison, reference: str) -> list[str]:
 @click.option("--extend-edges", default=3, show_default=True, type=click.IntRange(0, 20),
               help="Extra learning rates tried past a grid edge where the best one sits (0: never).")
 @click.option("--reference", default="adam", show_default=True, help="Optimizer the ratios divide by.")
+@click.option("--baseline-results", "baseline_results", default=None, type=click.Path(dir_okay=False),
+              help="JSON of baselines already tuned under the same protocol (benchmarks/baselines.py writes "
+                   "one): those are read instead of tuned again.")
 def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, baseline_kwargs, seeds, out_dir,
-             grammar_file, lrs_text, steps, extend_edges, reference):
+             grammar_file, lrs_text, steps, extend_edges, reference, baseline_results):
     """Tune FORMULA_OR_RESULT_DIR and baselines on the same lr grid and seeds; report and plot.
 
     The argument is a search result directory (its result.json and grammar.yaml are read) or a
@@ -106,13 +110,19 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     tasks = get_tasks(list(VALIDATION_TASKS) if tasks_text is None else _split(tasks_text), family_samples)
     protocol = EvalProtocol(lrs=parse_lrs(lrs_text) if lrs_text else DEFAULT_LRS,
                             seeds=tuple(range(seeds)), steps=steps, extend_edges=extend_edges)
+    known = None
+    if baseline_results:
+        from ..evaluation.stored import read_stored_results
+
+        known = read_stored_results(baseline_results, protocol)
     if skipped:
         click.echo(f"note: left out {', '.join(skipped)} (library not installed: {EXTRA_HINT})", err=True)
     click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
-    total = protocol.runs_per_tune * (1 + len(baselines)) * len(tasks)
+    stored = sum(b.name in (known or {}).get(t.name, {}) for b in baselines for t in tasks)
+    total = protocol.runs_per_tune * ((1 + len(baselines)) * len(tasks) - stored)
     with click.progressbar(length=total, label="training runs", file=sys.stderr, show_pos=True) as bar:
         result = evaluate_to_dir(formula_or_result_dir, tasks, baselines, protocol, out_dir, grammar_file,
-                                 reference, progress=bar.update)
+                                 reference, progress=bar.update, known=known)
     comparison, out, plots = result.comparison, result.path.parent, result.plots
     click.echo(f"formula: {formula.text}")
     click.echo(comparison.table(reference=reference, highlight="formula"))

@@ -109,12 +109,13 @@ def loss_threshold(results: list[TuneResult]) -> float | None:
 
 
 def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | None = None,
-            progress: Progress | None = None, candidates=()) -> Comparison:
+            progress: Progress | None = None, candidates=(), known: dict | None = None) -> Comparison:
     """Tune every optimizer of ``specs`` on every task with the same ``protocol``.
 
     ``specs`` holds OptimizerSpecs or anything :func:`~.baselines.get_baseline` accepts (names,
     ``"module:Class"``, classes, factories). ``candidates`` names the specs under test; the others
-    are the baselines they are ranked against.
+    are the baselines they are ranked against. ``known[task][name]`` (see
+    :func:`~.stored.read_stored_results`) is used instead of tuning that optimizer on that task.
     """
     from .baselines import get_baseline
 
@@ -128,8 +129,12 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
     thresholds: dict[str, float | None] = {}
     from ..engine import tune_batched
 
+    known = known or {}
     for task in tasks:
-        per_task = dict(zip([s.name for s in specs], tune_batched(specs, task, protocol, progress)))
+        stored = known.get(task.name, {})
+        todo = [s for s in specs if s.name not in stored or s.name in candidates]
+        tuned = dict(zip([s.name for s in todo], tune_batched(todo, task, protocol, progress) if todo else []))
+        per_task = {s.name: tuned[s.name] if s.name in tuned else stored[s.name] for s in specs}
         thresholds[task.name] = loss_threshold(list(per_task.values()))
         for result in per_task.values():
             result.set_threshold(thresholds[task.name])

@@ -72,8 +72,10 @@ class Grammar:
 
     def symbol(self, name: str) -> sp.Symbol:
         """The sympy symbol of an operand (non-negative where the grammar proves it)."""
+        from ..layout import is_step
+
         operand = self.operands[name]
-        if operand.kind == "step":
+        if is_step(operand):
             return sp.Symbol(name, positive=True)
         return sp.Symbol(name, nonnegative=True) if operand.nonnegative else sp.Symbol(name, real=True)
 

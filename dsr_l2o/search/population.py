@@ -146,9 +146,11 @@ class PopulationGradient:
         for text in unique:
             self.hall.add(text, float(scored[text]))
         self.last = list(zip(choices, rewards.tolist()))
-        weights = torch.tensor(advantages(rewards, self.config.risk_quantile), dtype=torch.float32)
+        log_probs = torch.stack([log_prob(rule, c, temperature) for c in choices])
+        weights = torch.tensor(advantages(rewards, self.config.risk_quantile), dtype=log_probs.dtype,
+                               device=log_probs.device)
         spread = entropy(rule, temperature)
-        surrogate = -(weights * torch.stack([log_prob(rule, c, temperature) for c in choices])).mean()
+        surrogate = -(weights * log_probs).mean()
         (surrogate - entropy_weight * spread).backward()
         finished = Episode(episode.task, episode.flat, episode.shapes, episode.buffers, self.config.horizon, episode.log0)
         return Estimate(float(-rewards.mean()), spread, False, finished)

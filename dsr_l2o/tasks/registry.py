@@ -48,15 +48,18 @@ def get_task(spec: str):
 
 
 def get_tasks(specs, family_samples: int = FAMILY_SAMPLES) -> list:
-    """Fresh tasks for a list of specs: built-in task names, built-in family names, or
-    ``"module:attr"`` naming a task or a :class:`~.base.TaskFamily`; a family contributes
-    ``family.sample(seed)`` for seeds ``0 .. family_samples - 1``."""
+    """Fresh tasks for a list of specs: built-in task names, built-in family names, a task set of
+    :func:`task_sets` (``suite_test``: the suite's test tasks), or ``"module:attr"`` naming a task
+    or a :class:`~.base.TaskFamily`; a family contributes ``family.sample(seed)`` for seeds
+    ``0 .. family_samples - 1``."""
     from .base import is_family
     from .loader import load_user_task
 
     if isinstance(family_samples, bool) or not isinstance(family_samples, int) or family_samples < 1:
         raise TaskError(f"family samples must be a positive integer, not {family_samples!r}")
     tasks, origin = [], {}
+    sets = task_sets()
+    specs = [name for spec in specs for name in sets.get(str(spec).strip(), (spec,))]
     for spec in specs:
         spec = str(spec).strip()
         if ":" in spec:
@@ -74,6 +77,13 @@ def get_tasks(specs, family_samples: int = FAMILY_SAMPLES) -> list:
             origin[task.name] = repr(spec) + (f", seed {seed}" if len(drawn) > 1 else "")
         tasks += drawn
     return tasks
+
+
+def task_sets() -> dict[str, tuple[str, ...]]:
+    """Named sets of built-in tasks: the suite's validation and test tasks, the built-in validation tasks."""
+    from .suite import SUITE_TEST, SUITE_VALIDATION
+
+    return {"suite_validation": SUITE_VALIDATION, "suite_test": SUITE_TEST, "validation": VALIDATION_TASKS}
 
 
 def _sample(family, spec: str, seed: int):
