@@ -12,19 +12,10 @@ import yaml
 from dsr_l2o.errors import ConfigError, DsrError, ResultError, SearchInterrupted
 from dsr_l2o.search import search
 from dsr_l2o.search.checkpoint import truncate_metrics
+from search_settings import SMALL_GRAMMAR, TINY_SEARCH
 
-GRAMMAR = """\
-name: sign_momentum
-operands:
-  g: grad
-  m: {ema: g, beta: 0.9}
-unary: [sign]
-binary: [mul, add]
-constants: []
-"""
-TINY = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
-            unroll=5, horizon=10, top_k=2, eval_lrs=[1e-2, 1e-1], eval_seeds=[0], eval_steps=20,
-            checkpoint_every=2, device="cpu", grow=False)
+GRAMMAR = SMALL_GRAMMAR
+TINY = dict(TINY_SEARCH, eval_lrs=[1e-2, 1e-1], eval_steps=20, grow=False)
 
 
 def _interrupt_at(step):

@@ -15,21 +15,9 @@ from dsr_l2o import load_result, parse_formula
 from dsr_l2o.errors import ConfigError
 from dsr_l2o.expr import operators_used, variables
 from dsr_l2o.search import search
+from search_settings import SMALL_GRAMMAR, TINY_SEARCH
 
-SMALL_GRAMMAR = """\
-name: sign_momentum
-operands:
-  g: grad
-  m: {ema: g, beta: 0.9}
-unary: [sign]
-binary: [mul, add]
-constants: []
-"""
-
-TINY = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
-            unroll=5, horizon=10, top_k=2, eval_lrs=[1e-3, 1e-2, 1e-1], eval_seeds=[0], eval_steps=40,
-            checkpoint_every=2, device="cpu", grow_episodes=2, grow_steps=30, population=4,
-            population_lrs=[1e-2, 1e-1])
+TINY = dict(TINY_SEARCH, eval_lrs=[1e-3, 1e-2, 1e-1], eval_steps=40, grow_episodes=2, grow_steps=30)
 
 
 def _tiny_config(path: Path, **extra) -> Path:

@@ -1,0 +1,16 @@
+"""The grammar and tiny settings that the end-to-end search tests share."""
+
+SMALL_GRAMMAR = """\
+name: sign_momentum
+operands:
+  g: grad
+  m: {ema: g, beta: 0.9}
+unary: [sign]
+binary: [mul, add]
+constants: []
+"""
+
+TINY_SEARCH = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
+                   unroll=5, horizon=10, top_k=2, eval_seeds=[0], checkpoint_every=2, device="cpu",
+                   population=4, population_lrs=[1e-2, 1e-1])
+"""A search of seconds: eight meta-steps of four formulas at two lrs, one validation task."""
