@@ -53,6 +53,15 @@ def is_writer() -> bool:
     return rank() == 0
 
 
+def env_rank() -> int:
+    """``RANK`` of the environment (``torchrun`` sets it); 0 when absent."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise DistributedError(f"RANK={os.environ['RANK']!r} is not a whole number; "
+                               "start the run with torchrun or dsr-l2o search --nproc N") from None
+
+
 def requested_world() -> int:
     """``WORLD_SIZE`` of the environment (``torchrun`` sets it); 1 when absent."""
     try:
@@ -133,6 +142,14 @@ def check_same(what: str, value) -> None:
         if odd:
             raise DistributedError(f"process {odd[0]} was started with other {what} than process 0; "
                                    "start every process with the same command line and files")
+
+
+def align(trainer) -> None:
+    """Before the first meta-step: check every process has the same settings and progress, and
+    give every process process 0's relaxation (a no-op in one process)."""
+    check_same("settings", trainer.config.to_dict())
+    check_same("checkpoint progress", vars(trainer.state).copy() | {"seconds": 0.0})
+    broadcast(list(trainer.rule.parameters()))
 
 
 def share(count: int) -> range:
