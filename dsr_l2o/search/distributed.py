@@ -31,6 +31,9 @@ import torch.distributed as dist
 
 from ..errors import DsrError
 
+TRAFFIC = {"all_reduces": 0, "bytes": 0}
+"""All-reduces this process took part in and the bytes it contributed (read by benchmarks/distributed.py)."""
+
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -117,8 +120,14 @@ def _collective(what: str, call: Callable[[], object]):
 def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over the processes in place (a no-op in one process)."""
     if world() > 1:
+        _count(tensor)
         _collective("a meta-gradient all-reduce", lambda: dist.all_reduce(tensor, op=dist.ReduceOp.SUM))
     return tensor
+
+
+def _count(tensor: torch.Tensor) -> None:
+    TRAFFIC["all_reduces"] += 1
+    TRAFFIC["bytes"] += tensor.numel() * tensor.element_size()
 
 
 def broadcast(tensors: Sequence[torch.Tensor]) -> None:
@@ -170,6 +179,7 @@ def shared_map(score: Callable[[list], np.ndarray], items: list, *args, device=N
         full[block.start:block.stop] = torch.as_tensor(np.asarray(score(items[block.start:block.stop], *args),
                                                                   dtype=np.float64))
     on = full.to(device) if device is not None and torch.device(device).type == "cuda" else full
+    _count(on)
     _collective("the reward all-reduce", lambda: dist.all_reduce(on, op=dist.ReduceOp.SUM))
     return on.cpu().numpy()
 
