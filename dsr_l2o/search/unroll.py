@@ -15,6 +15,7 @@ gradient estimator's business (:mod:`dsr_l2o.search.estimators`).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -137,12 +138,15 @@ def _steps(rule, episode: Episode, tracker, config, temperature, generator, star
     logs = []
     for k in range(start, stop):
         t = episode.t0 + k
-        loss = task.loss(unflatten(theta, shapes), t)
-        if not torch.isfinite(loss):
+        with _plainly_saved(carry.generator_state is not None):
+            loss = task.loss(unflatten(theta, shapes), t)
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                (grad,) = torch.autograd.grad(loss, theta, retain_graph=True, create_graph=second)
+        if not finite:
             return _Carry(theta, ema, scales, peak), logs, True
         if k > 0:
             logs.append(bounded_log_loss(loss, episode.log0))
-        (grad,) = torch.autograd.grad(loss, theta, retain_graph=True, create_graph=second)
         if not torch.isfinite(grad).all():
             return _Carry(theta, ema, scales, peak), logs, True
         if second:
@@ -161,3 +165,15 @@ def _steps(rule, episode: Episode, tracker, config, temperature, generator, star
             direction = direction / peak
         theta = theta - rule.lr() * direction
     return _Carry(theta, ema, scales, peak), logs, False
+
+
+def _plainly_saved(inside_checkpoint: bool):
+    """Inside a checkpointed segment, the task's loss graph is saved as usual (it is small, and the
+    inner gradient reads it at once); only the relaxation's graph is left to be recomputed."""
+    if not inside_checkpoint:
+        return nullcontext()
+    return torch.autograd.graph.saved_tensors_hooks(_same, _same)
+
+
+def _same(tensor):
+    return tensor
