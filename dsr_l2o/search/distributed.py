@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
@@ -186,5 +187,5 @@ def shared_map(score: Callable[[list], np.ndarray], items: list, *args, device=N
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    line = text[0] if text else type(err).__name__
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text[0]) if text else type(err).__name__  # gloo's source location
     return line if len(line) <= 160 else line[:157] + "..."
