@@ -18,6 +18,11 @@ loss costs O(n), so the rule dominates; ``dense`` is ``dsr_l2o``'s ``QuadraticTa
 n x n Hessian: O(n^2) memory and loss, so only small n). Writes ``benchmarks/search_cost.md``
 and ``.json``.
 
+The memory sweeps (issue 14) add ``recompute_segment`` (the unroll checkpointed in segments of
+that many steps and recomputed in the backward pass) and the ``population`` estimator (P
+formulas x L learning rates trained as one batched, graph-free run of the task's horizon);
+their largest points take one meta-step (``light``), whose peak-RSS growth and time are read.
+
 Usage: ``python benchmarks/search_cost.py [--repeats 5] [--quick]``
 """
 
@@ -101,7 +106,7 @@ def make_task(kind: str, dim: int):
     return QuadraticTask(f"dense{dim}", dim, condition=100.0)
 
 
-def make_trainer(task, unroll: int, relaxation: str):
+def make_trainer(task, unroll: int, relaxation: str, recompute: int = 0, estimator: str = "truncated_backprop"):
     import torch
 
     import dsr_l2o
@@ -109,7 +114,8 @@ def make_trainer(task, unroll: int, relaxation: str):
     from dsr_l2o.search.meta_train import MetaTrainer
     from dsr_l2o.search.relaxation import RelaxedRule
 
-    config = SearchConfig(relaxation=relaxation, unroll=unroll, horizon=unroll, meta_steps=1000)
+    config = SearchConfig(relaxation=relaxation, unroll=unroll, horizon=unroll, meta_steps=1000,
+                          recompute_segment=recompute, estimator=estimator)
     rule = RelaxedRule(dsr_l2o.load_grammar(), depth=config.depth, init_lr=config.init_lr,
                        init_bias=config.init_bias)
     return MetaTrainer(rule, FixedFamily(task), config, torch.device("cpu"))
@@ -161,20 +167,32 @@ def measure_point(spec: dict) -> dict:
 
     torch.set_num_threads(1)
     kind, dim, unroll, relaxation = spec["task"], spec["dim"], spec["unroll"], spec["relaxation"]
-    make_trainer(DiagonalQuadratic(16), unroll, relaxation).step()
+    recompute, estimator = spec.get("recompute", 0), spec.get("estimator", "truncated_backprop")
+    make_trainer(DiagonalQuadratic(16), unroll, relaxation, recompute, estimator).step()
     built = time.perf_counter()
     counted = CountingTask(make_task(kind, dim))
     build_seconds = time.perf_counter() - built
-    trainer = make_trainer(counted, unroll, relaxation)
+    trainer = make_trainer(counted, unroll, relaxation, recompute, estimator)
     rule = trainer.rule
     shape = (f"{len(rule.terminals)} terminals ({', '.join(rule.terminals)}), {len(rule.unary)} unary, "
              f"{len(rule.binary)} binary choices, depth {rule.depth}")
     adam_step_seconds(counted.task, 3)
 
     rss_before, peak_before = current_rss(), peak_rss()
+    start = time.perf_counter()
     record = trainer.step()
+    first_seconds = time.perf_counter() - start
     peak_after = peak_rss()
     rss_growth = peak_after - rss_before if peak_after > peak_before else None
+    if spec.get("light"):
+        a = adam_step_seconds(counted.task, 5)
+        return {**spec, "params": dim, "build_seconds": build_seconds, "meta_step_s": first_seconds,
+                "meta_step_min_s": first_seconds, "meta_step_s_all": [first_seconds], "adam_step_min_ms": 1e3 * a,
+                "inner_step_ms": 1e3 * first_seconds / unroll, "adam_step_ms": 1e3 * a,
+                "ratio_to_adam": first_seconds / unroll / a, "meta_step_in_adam_steps": first_seconds / a,
+                "saved_bytes": None, "saved_storages": None, "saved_bytes_per_param_step": None,
+                "rss_growth_bytes": rss_growth, "peak_rss_bytes": peak_after, "all_complete": None,
+                "skip_reasons": [record["reason"]] if record.get("reason") else [], "relaxation_shape": shape}
 
     bytes_saved, storages = saved_bytes(trainer)
 
@@ -185,7 +203,8 @@ def measure_point(spec: dict) -> dict:
         start = time.perf_counter()
         record = trainer.step()
         seconds = time.perf_counter() - start
-        complete.append(counted.calls == unroll + 2)  # episode start + K inner + final
+        # episode start + K inner + final (+ K recomputed in the backward pass); the population runs the engine
+        complete.append(None if estimator == "population" else counted.calls == unroll + 2 + (unroll if recompute else 0))
         skipped.append(record.get("reason"))
         a = adam_step_seconds(counted.task, adam_steps)
         times.append(seconds)
@@ -200,7 +219,8 @@ def measure_point(spec: dict) -> dict:
         "meta_step_in_adam_steps": statistics.median(r * unroll for r in ratios),
         "saved_bytes": bytes_saved, "saved_storages": storages,
         "saved_bytes_per_param_step": bytes_saved / dim / unroll,
-        "rss_growth_bytes": rss_growth, "all_complete": all(complete),
+        "rss_growth_bytes": rss_growth, "peak_rss_bytes": peak_after,
+        "all_complete": None if None in complete else all(complete),
         "skip_reasons": sorted({r for r in skipped if r}), "relaxation_shape": shape,
     }
 
@@ -238,7 +258,20 @@ def plan(quick: bool, repeats: int) -> list[dict]:
                "relaxation": "soft"}]
     for spec in specs:
         spec["repeats"] = repeats
-    return specs
+    big = 100_000 if quick else 1_000_000
+    memory = [{"sweep": "recompute", "task": "diag", "dim": n, "unroll": 20, "relaxation": "sampled", "recompute": r,
+               "repeats": max(2, repeats // 2)} for n in (100, 10_000) for r in (0, 1)]
+    memory += [{"sweep": "recompute", "task": "diag", "dim": 100_000, "unroll": 20, "relaxation": "sampled",
+                "recompute": r, "repeats": 1, "light": True} for r in (0, 1, 4)]
+    memory += [{"sweep": "target", "task": "diag", "dim": big, "unroll": 20, "relaxation": "sampled", "recompute": 1,
+                "repeats": 1, "light": True}]
+    memory += [{"sweep": "population", "task": "diag", "dim": n, "unroll": FIXED_UNROLL, "relaxation": "sampled",
+                "estimator": "population", "repeats": 1, "light": True} for n in (10_000, 30_000)]
+    return specs + memory
+
+
+BASE_SWEEPS = ("unroll", "params", "dense", "relaxation")
+"""The sweeps the growth fits read (the memory sweeps are summarised on their own)."""
 
 
 def machine_info() -> str:
@@ -254,19 +287,24 @@ def mib(n) -> str:
 
 
 def table(rows) -> list[str]:
-    lines = ["| task | params | K | relaxation | meta-step s (median) | min s | ms / inner step | Adam ms / step | "
-             "ratio to Adam | saved MiB | saved B / param / step | peak RSS growth MiB | all K steps ran |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| task | params | K | relaxation | estimator | recompute | meta-step s (median) | min s | ms / inner step | "
+             "Adam ms / step | ratio to Adam | saved MiB | saved B / param / step | peak RSS growth MiB | all K steps ran |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['params']:,} | {r['unroll']} | {r['relaxation']} | "
+        per = "n/a" if r["saved_bytes_per_param_step"] is None else f"{r['saved_bytes_per_param_step']:.0f}"
+        ran = {True: "yes", False: "no", None: "n/a"}[r["all_complete"]]
+        estimator = "population" if r.get("estimator") == "population" else "truncated BPTT"
+        lines.append(f"| {r['task']} | {r['params']:,} | {r['unroll']} | {r['relaxation']} | {estimator} | "
+                     f"{r.get('recompute', 0) or '-'} | "
                      f"{r['meta_step_s']:.3f} | {r['meta_step_min_s']:.3f} | {r['inner_step_ms']:.2f} | {r['adam_step_ms']:.3f} | "
-                     f"{r['ratio_to_adam']:.0f} | {mib(r['saved_bytes'])} | {r['saved_bytes_per_param_step']:.0f} | "
-                     f"{mib(r['rss_growth_bytes'])} | {'yes' if r['all_complete'] else 'no'} |")
+                     f"{r['ratio_to_adam']:.0f} | {mib(r['saved_bytes'])} | {per} | "
+                     f"{mib(r['rss_growth_bytes'])} | {ran} |")
     return lines
 
 
 def to_markdown(result: dict) -> str:
-    rows, fits = result["rows"], result["fits"]
+    fits, every = result["fits"], result["rows"]
+    rows = [r for r in every if r["sweep"] in BASE_SWEEPS]
     unroll_rows = sorted([r for r in rows if r["task"] == "diag" and r["dim"] == FIXED_DIM
                           and r["relaxation"] == "sampled"], key=lambda r: r["unroll"])
     fk, fn, fa = fits["time_vs_unroll"], fits["time_vs_params"], fits["adam_units_vs_unroll"]
@@ -298,7 +336,9 @@ def to_markdown(result: dict) -> str:
         "`dense` = `dsr_l2o.tasks.quadratic.QuadraticTask` (dense n x n Hessian: 100,000 parameters would "
         "need a 40 GB Hessian and O(n^2) work per loss, so the parameter sweep uses `diag`).",
         "",
-        *table(rows),
+        *table(every),
+        "",
+        *memory_section(every),
         "",
         "## Growth",
         "",
@@ -331,6 +371,57 @@ def to_markdown(result: dict) -> str:
         lines += ["", "Meta-steps whose relaxation update was skipped (the full forward and backward still ran, "
                   "so the cost is unaffected): " + "; ".join(skips) + "."]
     return "\n".join(lines) + "\n"
+
+
+def memory_section(every) -> list[str]:
+    """The recomputed unroll against the plain one, the 1M-parameter target, the population's peak."""
+    def find(sweep, dim, recompute=0):
+        return next((r for r in every if r["sweep"] == sweep and r["params"] == dim and r.get("recompute", 0) == recompute), None)
+
+    lines = ["## Memory of meta-training (issue 14)", "",
+             "*recompute* = `recompute_segment`: the unroll runs in `torch.utils.checkpoint` segments of that many "
+             "steps; the backward pass keeps each segment's starting state (parameters and operand buffers) and "
+             "recomputes the segment's graph. Peak RSS growth is the honest measure here (the saved-tensor hook "
+             "does not see what a checkpointed segment saves while it is recomputed).", ""]
+    for dim in sorted({r["params"] for r in every if r["sweep"] == "recompute"}):
+        plain, segments = find("recompute", dim), [r for r in every if r["sweep"] == "recompute" and r["params"] == dim
+                                                   and r.get("recompute")]
+        for seg in segments:
+            if plain and plain["rss_growth_bytes"] and seg["rss_growth_bytes"]:
+                lines.append(f"* {dim:,} parameters, K = 20, segments of {seg['recompute']}: peak RSS growth "
+                             f"{mib(seg['rss_growth_bytes'])} MiB vs {mib(plain['rss_growth_bytes'])} MiB plain "
+                             f"(x{seg['rss_growth_bytes'] / plain['rss_growth_bytes']:.2f}), meta-step time "
+                             f"x{seg['meta_step_min_s'] / plain['meta_step_min_s']:.2f}.")
+            elif plain:
+                lines.append(f"* {dim:,} parameters, K = 20, segments of {seg['recompute']}: meta-step time "
+                             f"x{seg['meta_step_min_s'] / plain['meta_step_min_s']:.2f} (peak RSS not raised: too small to read).")
+    target = next((r for r in every if r["sweep"] == "target"), None)
+    plain_big = find("recompute", 100_000)
+    if target:
+        projected = ""
+        if plain_big and plain_big["rss_growth_bytes"]:
+            scale = target["params"] / plain_big["params"]
+            projected = (f"; the plain unroll, linear in the parameter count (see Growth), would need about "
+                         f"{plain_big['rss_growth_bytes'] * scale / 2**30:.1f} GiB ({scale:.0f} x its "
+                         f"{plain_big['params']:,}-parameter peak, not run: it does not fit beside the other jobs)")
+        total = target.get("peak_rss_bytes")
+        lines.append(f"* **Target** {target['params']:,} parameters, K = 20, segments of {target['recompute']}: peak RSS "
+                     f"growth {target['rss_growth_bytes'] / 2**30 if target['rss_growth_bytes'] else float('nan'):.2f} GiB, "
+                     f"whole process peak {total / 2**30:.2f} GiB, one meta-step {target['meta_step_s']:.0f} s"
+                     f"{projected}. Aim (4 GiB): {'met' if total and total < 4 * 2**30 else 'not met'}.")
+    population = [r for r in every if r["sweep"] == "population"]
+    for r in population:
+        lines.append(f"* **Population estimator**, {r['params']:,} parameters (16 formulas x 8 learning rates, "
+                     f"the task's {100} steps, no graph): peak RSS growth {mib(r['rss_growth_bytes'])} MiB "
+                     f"({(r['rss_growth_bytes'] or 0) / r['params']:.0f} bytes per parameter), one meta-step "
+                     f"{r['meta_step_s']:.1f} s.")
+    if population and population[-1]["rss_growth_bytes"]:
+        per = population[-1]["rss_growth_bytes"] / population[-1]["params"]
+        lines += ["", f"The population estimator holds no graph, but its one batched run keeps 16 x 8 = 128 copies of "
+                  f"the parameters with their gradients and operand buffers: about {per:,.0f} bytes per parameter, "
+                  f"so ~{per * 1e6 / 2**30:.0f} GiB at 1M parameters, more than the recomputed unroll. Scoring the "
+                  "formulas in chunks (fewer copies at a time) would cut it in proportion; not done here."]
+    return lines
 
 
 def conclusions(rows, fits) -> list[str]:
@@ -373,23 +464,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller sweeps (a smoke run)")
     parser.add_argument("--point", help=argparse.SUPPRESS)
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the committed .json")
     parser.add_argument("--out", default=str(HERE / "search_cost.md"))
     args = parser.parse_args()
     if args.point:
         print(json.dumps(measure_point(json.loads(args.point))))
+        return
+    if args.render:
+        from dsr_l2o.atomic import write_text
+
+        out = Path(args.out)
+        write_text(out, to_markdown(json.loads(out.with_suffix(".json").read_text())))
         return
     import numpy as np
 
     from dsr_l2o.atomic import write_json, write_text
 
     started, load_before = time.perf_counter(), " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    rows = []
+    every = []
     for spec in plan(args.quick, args.repeats):
         row = run_point(spec)
-        rows.append(row)
-        print(f"{spec['task']:5s} n={spec['dim']:>7,} K={spec['unroll']:>2} {spec['relaxation']:7s} "
+        every.append(row)
+        print(f"{spec['sweep']:10s} {spec['task']:5s} n={spec['dim']:>9,} K={spec['unroll']:>2} {spec['relaxation']:7s} "
+              f"recompute {spec.get('recompute', 0)} {spec.get('estimator', 'bptt'):10s} "
               f"{row['meta_step_s']:.3f}s ratio {row['ratio_to_adam']:.0f} saved {mib(row['saved_bytes'])} MiB "
               f"rss {mib(row['rss_growth_bytes'])} MiB", flush=True)
+    rows = [r for r in every if r["sweep"] in BASE_SWEEPS]
     shapes = {r["relaxation_shape"] for r in rows}
     if len(shapes) > 1:
         raise SystemExit(f"the default grammar changed during the run ({' vs '.join(sorted(shapes))}); run again")
@@ -412,7 +512,7 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
         "repeats": args.repeats, "quick": args.quick, "load_before": load_before,
         "load_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "wall_seconds": time.perf_counter() - started, "rows": rows, "fits": fits,
+        "wall_seconds": time.perf_counter() - started, "rows": every, "fits": fits,
         "conclusions": conclusions(rows, fits),
     }
     out = Path(args.out)

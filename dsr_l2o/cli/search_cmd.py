@@ -14,28 +14,45 @@ import click
 @click.option("--depth", type=int, help="Depth of the relaxed expression tree.")
 @click.option("--seed", type=int, help="Random seed (CPU runs are deterministic for a seed).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to meta-train.")
+@click.option("--meta-batch", type=int, help="Tasks per meta-step, their meta-gradients averaged (split over --nproc).")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Meta-train in N local processes with torch.distributed (docs/scaling.md).")
 @click.option("--grow/--no-grow", default=None,
               help="Try one-term corrections of the best candidate [default: on, from searches/default.yaml].")
 @click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
               help="Result directory.")
 @click.option("--resume", is_flag=True, help="Continue the search checkpointed in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, grow, out, resume,
-           quiet):
+def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, meta_batch, nproc,
+           grow, out, resume, quiet):
     """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
 
     Meta-trains a relaxed expression over the grammar on the task family, reads off candidate
     formulas, grows the best by one term (ranked on hard quadratics), scores the candidates against
     tuned Adam on validation tasks and writes the result to --out.
     """
+    validation = [t.strip() for t in validation_tasks.split(",") if t.strip()] if validation_tasks else None
+    kwargs = dict(grammar_yaml=grammar_yaml, config_file=config_file, out=out, resume=resume, quiet=quiet,
+                  tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth, seed=seed,
+                  device=device, meta_batch=meta_batch, grow=grow)
+    if nproc != 1:
+        from ..search.launch import launch
+
+        launch(nproc, one_process, kwargs)
+    else:
+        one_process(**kwargs)
+
+
+def one_process(grammar_yaml, config_file, out, resume, quiet, **settings):
+    """The search in this process (one of several under torchrun or --nproc: only process 0 prints)."""
     from ..search import search as run_search
+    from ..search.distributed import env_rank
     from .progress import SearchProgress
 
-    validation = [t.strip() for t in validation_tasks.split(",") if t.strip()] if validation_tasks else None
-    with SearchProgress(quiet=quiet) as progress:
-        result = run_search(grammar_yaml, config=config_file, out=out, resume=resume, report=progress,
-                            tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth,
-                            seed=seed, device=device, grow=grow)
+    with SearchProgress(quiet=quiet or env_rank() != 0) as progress:
+        result = run_search(grammar_yaml, config=config_file, out=out, resume=resume, report=progress, **settings)
+    if result is None:
+        return
     click.echo(f"formula:  {result.formula.text}")
     click.echo(f"lr:       {result.lr}")
     ratio = result.validation.score_ratio_to_adam if result.validation else None

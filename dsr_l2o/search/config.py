@@ -60,6 +60,9 @@ class SearchConfig:
     risk_quantile: float = _default("risk_quantile")
     relaxation: str = _default("relaxation")
     second_order: bool = _default("second_order")
+    recompute_segment: int = _default("recompute_segment")
+    meta_batch: int = _default("meta_batch")
+    dist_timeout: float = _default("dist_timeout")
     root_norm: bool = _default("root_norm")
     normalize: bool = _default("normalize")
     init_bias: float = _default("init_bias")
@@ -102,6 +105,13 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a whole number >= 1, got {value!r}")
+    for key in ("recompute_segment", "meta_batch"):
+        value, low = getattr(config, key), 0 if key == "recompute_segment" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            bad(key, f"must be a whole number >= {low}, got {value!r}")
+    if isinstance(config.dist_timeout, bool) or not isinstance(config.dist_timeout, (int, float)) \
+            or not config.dist_timeout > 0:
+        bad("dist_timeout", f"must be a positive number of seconds, got {config.dist_timeout!r}")
     if config.depth > 4:
         bad("depth", "at most 4 (a depth-4 tree already has 15 mixed nodes)")
     if config.horizon % config.unroll:

@@ -13,14 +13,16 @@ from a checkpoint (always taken at an episode boundary) ends exactly where an un
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from . import distributed
 from .config import SearchConfig
-from .estimators import TruncatedBackprop
+from .estimators import TruncatedBackprop, entropy
 from .features import OperandTracker
 from .relaxation import RelaxedRule
 from .unroll import Episode, start_episode
@@ -62,7 +64,10 @@ class MetaTrainer:
         self.episode_offset = episode_offset
         self.estimator = estimator or make_estimator(config, self.tracker, rule.grammar)
         self.state = MetaState()
-        self._episode: Episode | None = None
+        self._episodes: dict[int, Episode | None] | None = None
+        self._names: dict[int, str] = {}
+        self._truncation = 0
+        self.contributes, self.slots = _work_of_this_process(self.estimator, config.meta_batch)
 
     def annealed(self, step: int) -> float:
         """Geometric annealing from ``temperature_start`` to ``temperature_end``."""
@@ -79,44 +84,63 @@ class MetaTrainer:
         return self.config.entropy_weight * min(step / max(self.config.meta_steps - 1, 1), 1.0)
 
     def step(self) -> dict:
-        """One meta-step: a truncation of ``unroll`` inner steps and one relaxation update."""
-        if self._episode is None:
-            seed = episode_seed(self.config.seed, self.episode_offset + self.state.episode)
-            self._episode = start_episode(self.family.sample(seed), seed, self.tracker, self.device)
+        """One meta-step: a truncation of ``unroll`` inner steps on each of the ``meta_batch`` tasks
+        (this process's share of them when distributed) and one relaxation update with the mean of
+        their meta-gradients."""
+        if self._episodes is None:
+            self._episodes = {b: self._start(b) for b in self.slots}
+            self._truncation = 0
         started = time.perf_counter()
         step = self.state.meta_step
         temperature = self.temperature(step)
-        generator = torch.Generator().manual_seed(episode_seed(self.config.seed, 1_000_000 + step))
-        self.optimizer.zero_grad(set_to_none=True)
-        estimate = self.estimator(self.rule, self._episode, temperature, self.entropy_weight(step), generator)
-        record = {"step": step, "episode": self.state.episode, "task": self._episode.name,
+        record = {"step": step, "episode": self.state.episode, "task": self._names.get(0, "task"),
                   "temperature": temperature, "skipped": False, "lr": float(self.rule.lr().detach())}
-        if estimate.meta_loss is None:
-            record.update(skipped=True, reason=estimate.reason, meta_loss=None)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        total = Contributions(params)
+        for b, episode in self._episodes.items():
+            if episode is None:  # diverged earlier in this episode: sits out until the others end
+                continue
+            for p in self.rule.parameters():
+                p.grad = None
+            generator = torch.Generator().manual_seed(step_seed(self.config.seed, step, b))
+            estimate = self.estimator(self.rule, episode, temperature, self.entropy_weight(step), generator)
+            if self.contributes:
+                total.add(estimate)
+            self._episodes[b] = None if estimate.diverged else estimate.episode
+        total.live = sum(e is not None for e in self._episodes.values()) if self.contributes else 0
+        mean = total.reduce()
+        with torch.no_grad():
+            record["entropy"] = float(entropy(self.rule, temperature))
+        if mean.meta_loss is None:
+            record.update(skipped=True, reason="inner loss not finite", meta_loss=None)
         else:
-            grads = [p.grad for p in self.rule.parameters() if p.grad is not None]
-            norm = _clip(grads, self.config.grad_clip)
-            record["meta_loss"] = estimate.meta_loss
-            if estimate.reason is None and torch.isfinite(norm) and grads:
+            record["meta_loss"] = mean.meta_loss
+            norm = _clip(mean.grads, self.config.grad_clip) if mean.grads else torch.tensor(math.inf)
+            if torch.isfinite(norm):
                 self.optimizer.step()
             else:
                 record.update(skipped=True, reason="meta-gradient not finite")
-        record["entropy"] = float(estimate.entropy.detach())
         if record["skipped"]:
             self.state.skipped += 1
-        following = estimate.episode
-        finished = estimate.diverged or following.t0 >= self.config.horizon
+        self._truncation += 1
+        finished = mean.live == 0 or self._truncation >= self.truncations
         if finished:
-            self._episode = None
+            self._episodes = None
             self.state.episode += 1
-        else:
-            self._episode = following
         self.state.meta_step += 1
         elapsed = time.perf_counter() - started
         self.state.seconds += elapsed
         record["seconds"] = elapsed
         record["episode_end"] = finished
         return record
+
+    def _start(self, slot: int) -> Episode:
+        """The episode of task ``slot`` of the meta-batch at the current episode index."""
+        index = self.episode_offset + self.state.episode * self.config.meta_batch + slot
+        seed = episode_seed(self.config.seed, index)
+        episode = start_episode(self.family.sample(seed), seed, self.tracker, self.device)
+        self._names[slot] = episode.name
+        return episode
 
     @property
     def truncations(self) -> int:
@@ -125,12 +149,12 @@ class MetaTrainer:
 
     def at_episode_boundary(self) -> bool:
         """True when the next meta-step starts a new episode (a safe point to checkpoint)."""
-        return self._episode is None
+        return self._episodes is None
 
     def end_episode(self) -> None:
         """Drop the episode under way (the next meta-step starts a new one)."""
-        if self._episode is not None:
-            self._episode = None
+        if self._episodes is not None:
+            self._episodes = None
             self.state.episode += 1
 
     def state_dict(self) -> dict:
@@ -149,7 +173,78 @@ class MetaTrainer:
         self.state = MetaState(**data["meta"])
         if hasattr(self.estimator, "load_state_dict"):
             self.estimator.load_state_dict(data.get("estimator", {}))
-        self._episode = None
+        self._episodes = None
+
+
+def step_seed(seed: int, meta_step: int, slot: int = 0) -> int:
+    """The seed of the random draws of task ``slot`` at ``meta_step`` (the same in every process)."""
+    return episode_seed(seed + 7 * slot, 1_000_000 + meta_step)
+
+
+def _work_of_this_process(estimator, meta_batch: int) -> tuple[bool, range]:
+    """Whether this process's gradients count, and which tasks of the meta-batch it trains.
+
+    An estimator that splits its own work over the processes (``splits_itself``, the population
+    gradient) runs every task in every process, and only process 0's identical gradient counts;
+    otherwise the tasks are dealt out in blocks and every process's gradients count.
+    """
+    if getattr(estimator, "splits_itself", False):
+        return distributed.is_writer(), range(meta_batch)
+    if meta_batch < distributed.world():
+        raise distributed.DistributedError(
+            f"meta_batch is {meta_batch} but {distributed.world()} processes run the search; with "
+            f"estimator {getattr(estimator, 'name', 'truncated_backprop')} each process needs at least one task: "
+            f"set meta_batch to a multiple of {distributed.world()} (--meta-batch)")
+    return True, distributed.share(meta_batch)
+
+
+class Contributions:
+    """This process's sums of the meta-batch's gradients and meta-losses, then their means over
+    all processes: one all-reduce (float64) of the gradients, a has-gradient mask and four counts."""
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+        sizes = [p.numel() for p in params]
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        device = params[0].device if params else torch.device("cpu")
+        self.buffer = torch.zeros(self.offsets[-1] + len(params) + 4, dtype=torch.float64, device=device)
+        self.good = self.counted = self.live = 0
+        self.loss_sum = 0.0
+        self.meta_loss: float | None = None
+        self.grads: list[torch.Tensor] = []
+
+    def add(self, estimate) -> None:
+        """Count one task's estimate: its meta-loss, and its gradient when finite."""
+        if estimate.meta_loss is None:
+            return
+        self.counted += 1
+        self.loss_sum += estimate.meta_loss
+        grads = [p.grad for p in self.params]
+        if estimate.reason is not None or all(g is None for g in grads) or \
+                not all(g is None or bool(torch.isfinite(g).all()) for g in grads):
+            return
+        self.good += 1
+        n = self.offsets[-1]
+        for i, g in enumerate(grads):
+            if g is not None:
+                self.buffer[self.offsets[i]:self.offsets[i + 1]] += g.reshape(-1)
+                self.buffer[n + i] = 1.0
+
+    def reduce(self) -> "Contributions":
+        """Sum over the processes; set each parameter's ``.grad`` to the mean gradient (``None``
+        where no task gave it one)."""
+        n, k = self.offsets[-1], len(self.params)
+        self.buffer[n + k:] = torch.tensor([self.good, self.loss_sum, self.counted, self.live], dtype=torch.float64)
+        distributed.all_sum(self.buffer)
+        good, loss_sum, counted, live = self.buffer[n + k:].tolist()
+        self.live = int(live)
+        self.meta_loss = loss_sum / counted if counted else None
+        for i, p in enumerate(self.params):
+            p.grad = None
+            if good and self.buffer[n + i] > 0:
+                p.grad = (self.buffer[self.offsets[i]:self.offsets[i + 1]] / good).to(p.dtype).view_as(p)
+                self.grads.append(p.grad)
+        return self
 
 
 def make_estimator(config: SearchConfig, tracker: OperandTracker, grammar):

@@ -32,6 +32,7 @@ import torch
 from ..evaluation.ratios import FLOOR
 from ..formula import Formula
 from .discretize import Choice, live_graph, to_expr
+from .distributed import shared_map
 from .estimators import Estimate, entropy
 from .unroll import BOUND, Episode
 
@@ -98,6 +99,8 @@ class PopulationGradient:
     name = "population"
     truncations = 1
     """Each meta-step trains its task's whole horizon."""
+    splits_itself = True
+    """Distributed, every process samples the same formulas and scores its share (:mod:`.distributed`)."""
 
     def __init__(self, config, grammar):
         self.config, self.grammar = config, grammar
@@ -141,7 +144,8 @@ class PopulationGradient:
         formulas = [Formula(to_expr(rule, c, unit_scales=True), self.grammar) for c in choices]
         texts = [f.text for f in formulas]
         unique = list(dict.fromkeys(texts))
-        scored = {t: r for t, r in zip(unique, self.rewards([formulas[texts.index(t)] for t in unique], episode))}
+        firsts = [formulas[texts.index(t)] for t in unique]
+        scored = dict(zip(unique, shared_map(self.rewards, firsts, episode, device=episode.flat.device)))
         rewards = np.array([scored[t] if _reads_operands(f) else -PENALTY for t, f in zip(texts, formulas)])
         for text in unique:
             self.hall.add(text, float(scored[text]))

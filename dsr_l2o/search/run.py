@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +22,7 @@ from ..errors import ConfigError, DsrError, SearchInterrupted
 from ..grammar import default_grammar_path, grammar_from_text, load_grammar
 from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_text, resumed_settings, truncate_metrics
 from ..threads import single_thread
+from . import distributed
 from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
@@ -46,14 +48,18 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
     ``grammar`` is a grammar YAML path (default ``grammars/default.yaml``); ``config`` a YAML file
     of :class:`SearchConfig` settings; ``overrides`` set individual settings (``meta_steps=50``).
     ``resume=True`` continues from ``out/checkpoint.pt`` and ends with the same result as an
-    uninterrupted run with the same settings.
+    uninterrupted run with the same settings. Under ``torchrun`` (or ``dsr-l2o search --nproc``)
+    every process meta-trains its share and only process 0 writes, selects and returns the
+    result; the others return ``None`` (docs/scaling.md).
     """
-    report = report or (lambda event, data: None)
+    writer = distributed.env_rank() == 0
+    report = report if report is not None and writer else (lambda event, data: None)
     out = Path(out)
     if grammar is not None:
         overrides["grammar"] = str(grammar)
     settings = load_config(config, **overrides)
-    clean_temp_files(out)
+    if writer:
+        clean_temp_files(out)
     if resume:
         requested_grammar, settings = settings.grammar, resumed_settings(out, config, overrides)
     elif (out / "result.json").exists() or (out / "checkpoint.pt").exists():
@@ -67,14 +73,14 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
 
     family = get_family(settings.tasks)
     validation = [get_task(n) for n in (settings.validation_tasks or VALIDATION_TASKS)]
-    device = resolve_device(settings.device)
+    device = distributed.local_device(resolve_device(settings.device))
     out.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if not resume and writer:
         write_text(out / "config.yaml", yaml.safe_dump(settings.to_dict(), sort_keys=False))
         write_text(out / "grammar.yaml", grammar_obj.source_text)
 
     try:
-        with single_thread(device.type == "cpu"):
+        with single_thread(device.type == "cpu"), distributed.session(device, settings.dist_timeout):
             return _search(settings, grammar_obj, family, validation, device, out, resume, report)
     except KeyboardInterrupt:
         raise SearchInterrupted(interrupted_message(out)) from None
@@ -92,15 +98,17 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
         report("phase", "descent prior (cosine with the gradient): " +
                ", ".join(f"{t} {c:+.2f}" for t, c in zip(rule.terminals, cosines)))
     trainer = MetaTrainer(rule, family, settings, device)
-    metrics_path = out / "metrics.jsonl"
+    metrics_path, writer = out / "metrics.jsonl", distributed.is_writer()
     if resume:
         load_checkpoint(out / "checkpoint.pt", trainer, device)
-        truncate_metrics(metrics_path, trainer.state.meta_step)
+        if writer:
+            truncate_metrics(metrics_path, trainer.state.meta_step)
         report("phase", f"resumed at meta-step {trainer.state.meta_step}")
-    elif metrics_path.exists():
+    elif metrics_path.exists() and writer:
         metrics_path.unlink()
+    distributed.align(trainer)
     report("start", settings)
-    with metrics_path.open("a", encoding="utf-8") as log:
+    with open(metrics_path if writer else os.devnull, "a", encoding="utf-8") as log:
 
         def on_step(record):
             record["formula"] = to_expr_text(rule)
@@ -110,7 +118,8 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
             report("meta_step", record)
 
         def on_checkpoint():
-            write_torch(out / "checkpoint.pt", trainer.state_dict())
+            if writer:
+                write_torch(out / "checkpoint.pt", trainer.state_dict())
 
         run_meta_training(trainer, on_step, on_checkpoint)
 
@@ -118,6 +127,8 @@ def _search(settings, grammar, family, validation, device, out, resume, report) 
     if hall is None:
         report("phase", "meta-training done; refitting constants of the argmax rule")
         _refit(rule, argmax_choice(rule), family, settings, device, report)  # not checkpointed: a resume redoes it
+    if not writer:
+        return None  # the other processes' part ends with meta-training
     result = _select(rule, grammar, validation, settings, device, report, hall)
     meta = trainer.state
     result.metrics = {"meta_steps": meta.meta_step, "episodes": meta.episode, "skipped_steps": meta.skipped,

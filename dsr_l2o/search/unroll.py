@@ -15,6 +15,7 @@ gradient estimator's business (:mod:`dsr_l2o.search.estimators`).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
@@ -84,22 +85,70 @@ def unroll(rule, episode: Episode, tracker: OperandTracker, config, temperature:
 
     Gradients of the inner loss are inputs (first-order) unless ``config.second_order``. With
     ``config.root_norm`` each step is divided by the running maximum of its RMS in the episode.
+    With ``config.recompute_segment`` = k > 0 the truncation runs in segments of k steps under
+    :func:`torch.utils.checkpoint.checkpoint`: the backward pass keeps only each segment's
+    starting state and recomputes its graph (one more forward pass, a fraction of the memory).
     """
-    task, shapes, ema, scales, peak = episode.task, episode.shapes, episode.buffers, episode.scales, episode.peak
-    theta = episode.flat.clone().requires_grad_(True)
-    logs, diverged, second = [], False, config.second_order
-    for k in range(config.unroll):
-        t = episode.t0 + k
-        loss = task.loss(unflatten(theta, shapes), t)
-        if not torch.isfinite(loss):
-            diverged = True
+    state = _Carry(episode.flat.clone().requires_grad_(True), episode.buffers, episode.scales, episode.peak)
+    segment = int(getattr(config, "recompute_segment", 0) or 0)
+    logs, diverged = [], False
+    for start in range(0, config.unroll, segment or config.unroll):
+        stop = min(start + (segment or config.unroll), config.unroll)
+        args = (rule, episode, tracker, config, temperature, generator, start, stop, state)
+        if segment:
+            from torch.utils.checkpoint import checkpoint
+
+            args = (*args[:-1], replace(state, generator_state=generator.get_state()))
+            state, part, diverged = checkpoint(_steps, *args, use_reentrant=False)
+        else:
+            state, part, diverged = _steps(*args)
+        logs += part
+        if diverged:
             break
+    theta, task = state.theta, episode.task
+    if not diverged:
+        final = task.loss(unflatten(theta, episode.shapes), episode.t0 + config.unroll)
+        diverged = not torch.isfinite(final)
+        if not diverged:
+            logs.append(bounded_log_loss(final, episode.log0))
+    following = replace(episode, flat=theta.detach(), buffers={k: v.detach() for k, v in state.ema.items()},
+                        t0=episode.t0 + config.unroll, scales=state.scales, peak=state.peak)
+    return Truncation(logs, diverged, following)
+
+
+@dataclass
+class _Carry:
+    """What one inner step hands the next: parameters, operand buffers, scales, the RMS peak."""
+
+    theta: torch.Tensor
+    ema: dict
+    scales: dict | None
+    peak: torch.Tensor | None
+    generator_state: torch.Tensor | None = None
+
+
+def _steps(rule, episode: Episode, tracker, config, temperature, generator, start: int, stop: int,
+           carry: _Carry) -> tuple[_Carry, list[torch.Tensor], bool]:
+    """Inner steps ``start`` to ``stop`` of the truncation from ``carry`` (a recomputed segment
+    first rewinds ``generator`` to where the segment began, so it draws the same samples)."""
+    if carry.generator_state is not None:
+        generator.set_state(carry.generator_state)
+    task, shapes, second = episode.task, episode.shapes, config.second_order
+    theta, ema, scales, peak = carry.theta, carry.ema, carry.scales, carry.peak
+    logs = []
+    for k in range(start, stop):
+        t = episode.t0 + k
+        with _plainly_saved(carry.generator_state is not None):
+            loss = task.loss(unflatten(theta, shapes), t)
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                (grad,) = torch.autograd.grad(loss, theta, retain_graph=True, create_graph=second)
+        if not finite:
+            return _Carry(theta, ema, scales, peak), logs, True
         if k > 0:
             logs.append(bounded_log_loss(loss, episode.log0))
-        (grad,) = torch.autograd.grad(loss, theta, retain_graph=True, create_graph=second)
         if not torch.isfinite(grad).all():
-            diverged = True
-            break
+            return _Carry(theta, ema, scales, peak), logs, True
         if second:
             ema, values = tracker.step(ema, grad, theta, t + 1)
         else:
@@ -115,11 +164,16 @@ def unroll(rule, episode: Episode, tracker: OperandTracker, config, temperature:
             peak = rms if peak is None else torch.maximum(peak, rms)
             direction = direction / peak
         theta = theta - rule.lr() * direction
-    if not diverged:
-        final = task.loss(unflatten(theta, shapes), episode.t0 + config.unroll)
-        diverged = not torch.isfinite(final)
-        if not diverged:
-            logs.append(bounded_log_loss(final, episode.log0))
-    following = replace(episode, flat=theta.detach(), buffers={k: v.detach() for k, v in ema.items()},
-                        t0=episode.t0 + config.unroll, scales=scales, peak=peak)
-    return Truncation(logs, diverged, following)
+    return _Carry(theta, ema, scales, peak), logs, False
+
+
+def _plainly_saved(inside_checkpoint: bool):
+    """Inside a checkpointed segment, the task's loss graph is saved as usual (it is small, and the
+    inner gradient reads it at once); only the relaxation's graph is left to be recomputed."""
+    if not inside_checkpoint:
+        return nullcontext()
+    return torch.autograd.graph.saved_tensors_hooks(_same, _same)
+
+
+def _same(tensor):
+    return tensor
