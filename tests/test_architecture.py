@@ -84,7 +84,7 @@ def test_only_the_cli_imports_the_cli():
     package = Path(dsr_l2o.__file__).parent
     offenders = []
     for path in package.rglob("*.py"):
-        if "cli" in path.relative_to(package).parts:
+        if "cli" in path.relative_to(package).parts or path.name == "__main__.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module and (

@@ -38,12 +38,16 @@ def test_advantages_leave_one_out_and_risk_seeking():
     assert risky[0] == 0 and risky[1] == 0 and risky[3] > risky[2] > 0
 
 
-def test_hall_of_fame_ranks_by_mean_reward():
+def test_hall_of_fame_ranks_by_shrunk_mean_advantage():
     hall = HallOfFame()
-    for text, reward in [("g", 1.0), ("m", 3.0), ("g", 2.0), ("sign(g)", 5.0)]:
-        hall.add(text, reward)
+    for text, advantage in [("g", 1.0), ("m", 3.0), ("g", 2.0), ("sign(g)", 5.0)]:
+        hall.add(text, advantage)
     assert [t for t, _, _ in hall.best(3)] == ["sign(g)", "m", "g"]
     assert [t for t, _, _ in hall.best(3, min_count=2)] == ["g"]
+    for _ in range(3):
+        hall.add("m_tilde", 2.0)  # met three times: 6 / 4 = 1.5, above a single 2.5 (1.25)
+    hall.add("sign(m)", 2.5)
+    assert [t for t, _, _ in hall.best(5)].index("m_tilde") < [t for t, _, _ in hall.best(5)].index("sign(m)")
 
 
 def test_a_meta_step_makes_its_best_sample_more_likely():

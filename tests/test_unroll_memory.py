@@ -13,7 +13,8 @@ from dsr_l2o.tasks import get_family
 
 def _one_step(recompute_segment: int, relaxation: str):
     torch.manual_seed(0)
-    config = load_config(unroll=5, horizon=10, meta_steps=4, recompute_segment=recompute_segment,
+    config = load_config(estimator="truncated_backprop", unroll=5, horizon=10, meta_steps=4,
+                         recompute_segment=recompute_segment,
                          relaxation=relaxation, device="cpu")
     rule = RelaxedRule(dsr_l2o.load_grammar(), depth=2, init_lr=config.init_lr, init_bias=config.init_bias)
     trainer = MetaTrainer(rule, get_family("quadratics"), config, torch.device("cpu"))

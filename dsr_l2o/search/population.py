@@ -18,7 +18,8 @@ with ``risk_quantile`` :math:`q > 0`, is risk-seeking as in Deep Symbolic Regres
 al. 2021): only formulas at or above the population's :math:`q`-quantile contribute, against
 that quantile. It never differentiates through a training run, so it holds no graph of the
 unroll and does not prefer steepest descent; constants and scales come from the grammar.
-Every formula scored is kept in a :class:`HallOfFame` (mean reward over the tasks it met).
+Every formula scored is kept in a :class:`HallOfFame` (its mean advantage over the population it
+was drawn with, over the tasks it met).
 """
 
 from __future__ import annotations
@@ -61,20 +62,28 @@ def log_prob(rule, choice: Choice, temperature: float) -> torch.Tensor:
     return torch.stack(total).sum()
 
 
+SHRINK = 1.0
+"""Pseudo-count of a zero advantage in :meth:`HallOfFame.best` (a formula met once counts half)."""
+
+
 @dataclass
 class HallOfFame:
-    """Every formula scored during meta-training: rewards summed over the tasks it met."""
+    """Every formula scored during meta-training, with its *advantage* summed over the tasks it met:
+    its reward minus the median reward of the population it was drawn with. Tasks differ in how
+    much any rule can gain far more than rules differ on one task, so raw rewards would favour
+    formulas that happened to meet easy tasks."""
 
     totals: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, text: str, reward: float) -> None:
-        self.totals[text] = self.totals.get(text, 0.0) + reward
+    def add(self, text: str, advantage: float) -> None:
+        self.totals[text] = self.totals.get(text, 0.0) + advantage
         self.counts[text] = self.counts.get(text, 0) + 1
 
     def best(self, k: int, min_count: int = 1) -> list[tuple[str, float, int]]:
-        """The ``k`` formulas with the highest mean reward met at least ``min_count`` times."""
-        rows = [(t, self.totals[t] / n, n) for t, n in self.counts.items() if n >= min_count]
+        """The ``k`` formulas met at least ``min_count`` times with the highest mean advantage,
+        shrunk towards 0 by :data:`SHRINK` pseudo-counts: ``total / (count + SHRINK)``."""
+        rows = [(t, self.totals[t] / (n + SHRINK), n) for t, n in self.counts.items() if n >= min_count]
         return sorted(rows, key=lambda r: (-r[1], len(r[0]), r[0]))[:k]
 
     def to_json(self) -> dict:
@@ -147,8 +156,9 @@ class PopulationGradient:
         firsts = [formulas[texts.index(t)] for t in unique]
         scored = dict(zip(unique, shared_map(self.rewards, firsts, episode, device=episode.flat.device)))
         rewards = np.array([scored[t] if _reads_operands(f) else -PENALTY for t, f in zip(texts, formulas)])
+        middle = float(np.median(rewards))
         for text in unique:
-            self.hall.add(text, float(scored[text]))
+            self.hall.add(text, float(scored[text]) - middle)
         self.last = list(zip(choices, rewards.tolist()))
         log_probs = torch.stack([log_prob(rule, c, temperature) for c in choices])
         weights = torch.tensor(advantages(rewards, self.config.risk_quantile), dtype=log_probs.dtype,

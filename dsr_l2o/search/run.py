@@ -190,7 +190,7 @@ def _refit(rule, choice, family, settings, device, report) -> None:
         report("phase", f"refit: {steps} meta-steps, mean meta-loss {sum(losses) / len(losses):.4f}")
 
 
-HALL_KEPT = 6
+HALL_KEPT = 8
 """Best samples of the population gradient's hall of fame that join the candidates."""
 
 
@@ -235,7 +235,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
 
 
 def _hall_candidates(hall, grammar, probes, simplify, known: set[str]) -> list:
-    """The hall of fame's best samples (mean reward over the tasks each met) as candidates."""
+    """The hall of fame's best samples (mean advantage over the tasks each met) as candidates."""
     from ..formula import parse_formula
     from .guards import degenerate_reason
     from .select import Candidate
