@@ -175,8 +175,11 @@ class FusedStep:
             run = FusedStep.run
             code = run.__code__.replace(co_name=f"fused_step_{len(self.state_keys)}")
             own = types.FunctionType(code, run.__globals__, code.co_name, run.__defaults__)
-            self._compiled = torch.compile(types.MethodType(own, self), backend=BACKEND, dynamic=True,
-                                           fullgraph=True)
+            compiled = torch.compile(types.MethodType(own, self), backend=BACKEND, dynamic=True, fullgraph=True)
+            # The formula's constants (betas, coefficients) become literals of the kernel, not inputs.
+            from torch._dynamo import config
+
+            self._compiled = config.patch(specialize_float=True)(compiled)
         return self._compiled
 
 
