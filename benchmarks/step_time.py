@@ -4,7 +4,8 @@ Every optimizer updates its own copy of the same parameters (a few weight matric
 1M and 10M parameters) with the same fixed gradients. Rules: the Adam formula of the default
 grammar and the committed rule (``searches/default/result.json``, read with ``load_result``).
 Paths: eager (the default), ``foreach=True`` and ``fused=True`` (``torch.compile``; its compile
-runs before timing). All optimizers are timed in one process, interleaved (each repeat times every
+runs before timing), and the exported standalone optimizer (``dsr-l2o export --format torch``) with
+``fused=True``. All optimizers are timed in one process, interleaved (each repeat times every
 optimizer once, starting at a different one), and each reported ratio is the median over repeats
 of (time / the reference's time in the same repeat).
 
@@ -22,15 +23,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from dsr_l2o.atomic import write_json, write_text
+from dsr_l2o.export.torch_source import torch_source
+from dsr_l2o.formula import Formula, parse_formula
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.result import load_result
 from machine import cpu_name
@@ -102,7 +107,18 @@ def triad_bandwidth(numel, device, repeats) -> float:
     return 3 * numel * 4 / statistics.median(times)
 
 
-def optimizers(base, rules):
+def exported_class(formula, directory: Path, label: str):
+    """The ``DiscoveredOptimizer`` class of the exported source of ``formula``."""
+    formula = formula if isinstance(formula, Formula) else parse_formula(formula)
+    path = directory / f"exported_{label}.py"
+    write_text(path, torch_source(formula))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DiscoveredOptimizer
+
+
+def optimizers(base, rules, directory: Path):
     """Name -> (optimizer, rule label, bytes moved per step)."""
     adam_bytes = moved_bytes(base, 2)
     out = {
@@ -113,14 +129,17 @@ def optimizers(base, rules):
         for path, kw in (("eager", {}), ("foreach=True", {"foreach": True}), ("fused=True", {"fused": True})):
             opt = SymbolicOptimizer(clone_params(base), formula, lr=lr, **kw)
             out[f"SymbolicOptimizer({label}, {path})"] = (opt, label, moved_bytes(base, len(opt.state_keys)))
+        exported = exported_class(formula, directory, label)(clone_params(base), lr=lr, fused=True)
+        out[f"exported({label}, fused=True)"] = (exported, label, moved_bytes(base, len(opt.state_keys)))
     return out
 
 
 def bench(size, shapes, device, rules, repeats, steps):
     base = make_params(shapes, device)
-    opts = optimizers(base, rules)
-    for opt, _, _ in opts.values():
-        time_steps(opt, 2, device)  # state, kernels and the fused path's compilation
+    with tempfile.TemporaryDirectory() as directory:
+        opts = optimizers(base, rules, Path(directory))
+        for opt, _, _ in opts.values():
+            time_steps(opt, 2, device)  # state, kernels and the fused paths' compilation
     names = list(opts)
     times = {name: [] for name in names}
     for r in range(repeats):

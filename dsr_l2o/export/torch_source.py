@@ -53,7 +53,10 @@ import torch
 {helpers}
 
 def _fused_update(params, grads, states, scalars, decays):
-    """One step on lists of flat tensors: the function torch.compile turns into one kernel."""
+    """One step on lists of flat tensors: the function torch.compile turns into one kernel.
+
+    scalars: lr, 1 - lr * weight_decay, the step count, then each bias correction 1 / (1 - beta**step).
+    """
     lr, decay, step = scalars[0], scalars[1], scalars[2]
     for p, grad, state in zip(params, grads, states):
         if decays:
@@ -146,7 +149,9 @@ class {class_name}(torch.optim.Optimizer):
         pending = list(buckets.items())
         for i, ((device, dtype, step), bucket) in enumerate(pending):
             scalar_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-            scalars = torch.tensor([lr, 1.0 - lr * weight_decay, float(step)], dtype=scalar_dtype, device=device)
+            debias = [1.0 / (1.0 - beta**step) for beta in {list(printer.layout.debiased.values())!r}]
+            scalars = torch.tensor([lr, 1.0 - lr * weight_decay, float(step), *debias], dtype=scalar_dtype,
+                                   device=device)
             states = [{{k: self.state[p][k].view(-1) for k in keys}} for p in bucket]
             try:
                 if self._compiled is None:
@@ -252,7 +257,11 @@ class _TorchPrinter:
             source = self.tensor_expr(self.grammar.to_sympy(op.source))
             lines.append(f'state["{key}"].lerp_({source}, 1 - {op.beta!r})')
         buffer, var = f'state["{key}"]', _py_name(op.name)
-        lines.append(f"{var} = {buffer} / (1 - {op.beta!r} ** step)" if op.debias else f"{var} = {buffer}")
+        if op.debias and self.fused:
+            index = 3 + list(self.layout.debiased).index(op.name)
+            lines.append(f"{var} = {buffer} * scalars[{index}]")
+        else:
+            lines.append(f"{var} = {buffer} / (1 - {op.beta!r} ** step)" if op.debias else f"{var} = {buffer}")
         return lines
 
     def tensor_expr(self, e: sp.Expr) -> str:
