@@ -157,7 +157,7 @@ class SymbolicOptimizer(torch.optim.Optimizer):
     def _run_fused(self, params: list[torch.Tensor], t: int, lr: float, wd: float) -> list[torch.Tensor]:
         """Update the contiguous tensors with the compiled step; returns those left for the eager path."""
         keys = self.program.state_keys
-        taken = [p for p in params if _flat_ok(p, [self.state[p][k] for k in keys])]
+        taken = [p for p in params if _contiguous(p, [self.state[p][k] for k in keys])]
         if not taken:
             return params
         grads = [p.grad for p in taken]
@@ -169,7 +169,8 @@ class SymbolicOptimizer(torch.optim.Optimizer):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             self._fall_back(f"compilation failed ({type(err).__name__}: {first[:200]})")
             return params
-        return [p for p in params if not any(p is q for q in taken)]
+        done = {id(p) for p in taken}
+        return [p for p in params if id(p) not in done]
 
     def _init_state(self, p: torch.Tensor) -> dict:
         state = self.state[p]
@@ -203,8 +204,8 @@ def _foreach_pays(device: torch.device, params: list[torch.Tensor]) -> bool:
     return len(params) > 1 and sum(p.numel() for p in params) < SMALL_TENSOR * len(params)
 
 
-def _flat_ok(p: torch.Tensor, buffers: list[torch.Tensor]) -> bool:
-    """Whether ``p``, its gradient and its buffers are contiguous (the fused step sees them flat)."""
+def _contiguous(p: torch.Tensor, buffers: list[torch.Tensor]) -> bool:
+    """Whether ``p``, its gradient and its buffers are non-empty and contiguous (what the fused step takes)."""
     return p.numel() > 0 and p.is_contiguous() and p.grad.is_contiguous() and all(b.is_contiguous() for b in buffers)
 
 

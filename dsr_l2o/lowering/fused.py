@@ -161,8 +161,8 @@ class FusedStep:
             for k, key in enumerate(self.state_keys):
                 env[f"state:{key}"] = states[k][i]
             for name, beta, source in self.emas:
-                old = env[name]
-                new = old * beta + source(env) * (1.0 - beta)
+                old, value = env[name], source(env)
+                new = torch.lerp(old, value, 1.0 - beta) if isinstance(value, torch.Tensor) else old * beta + value * (1.0 - beta)
                 env[name] = new
                 old.copy_(new)
             p.copy_(w - lr * self.update(env))
