@@ -1,6 +1,7 @@
 """Exports of a real result directory: standalone torch optimizer, LaTeX, Markdown, JSON, CLI."""
 
 import ast
+import copy
 import importlib.util
 import json
 
@@ -10,6 +11,7 @@ from sklearn.datasets import load_digits
 
 from dsr_l2o.cli import main
 from dsr_l2o.export import export_text, read_result
+from dsr_l2o.export.torch_source import torch_source
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import data_path, load_grammar
 from dsr_l2o.optimizer import SymbolicOptimizer
@@ -77,11 +79,56 @@ def test_torch_export_imports_only_torch_and_documents_itself(adam_dir):
     tree = ast.parse(source)
     imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imports |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imports == {"torch"}
+    assert imports - {"warnings"} == {"torch"}  # torch and the standard library only
     doc = ast.get_docstring(tree)
     assert r"\frac{\hat{m}}{\sqrt{\hat{v}}" in doc and r"\hat{m}_t = \frac" in doc
     assert "default" in doc and "meta_steps=3" in doc and "2026-11-26" in doc
     assert 'state["m_hat"]' in source and 'state["m"]' not in source  # state only for needed operands
+
+
+def test_torch_export_foreach_and_fused_paths_step_alike_and_share_state(tmp_path):
+    f = parse_formula("m_hat / (sqrt(v_hat) + 1e-8) + 0.1 * sign(g) * abs(m)", load_grammar(None))
+    module = import_source(torch_source(f, lr=0.01), tmp_path / "paths_export.py")
+    reference, _ = train(lambda ps: SymbolicOptimizer(ps, f, lr=0.01, weight_decay=0.1), torch.float32, steps=4)
+    made = []
+
+    def make(ps, **kw):
+        made.append(module.DiscoveredOptimizer(ps, weight_decay=0.1, **kw))
+        return made[-1]
+    for kw in ({"foreach": True}, {"fused": True}):
+        got, _ = train(lambda ps: make(ps, **kw), torch.float32, steps=4)
+        for step_ref, step_got in zip(reference, got):
+            for a, b in zip(step_ref, step_got):
+                torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    fused = made[-1]
+    assert not fused._fused_failed
+    params = fused.param_groups[0]["params"]
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    plain = module.DiscoveredOptimizer(twin, weight_decay=0.1)
+    plain.load_state_dict(copy.deepcopy(fused.state_dict()))
+    for opt, ps in ((fused, params), (plain, twin)):
+        for p in ps:
+            p.grad = torch.full_like(p, -0.5)
+        opt.step()
+    for a, b in zip(params, twin):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="exclude each other"):
+        module.DiscoveredOptimizer(params, foreach=True, fused=True)
+
+
+def test_torch_export_falls_back_when_compile_is_unavailable(tmp_path, monkeypatch):
+    f = parse_formula("m / (abs(g) + 1)", load_grammar(None))
+    module = import_source(torch_source(f, lr=0.01), tmp_path / "fallback_export.py")
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("torch.compile is not supported on this Python")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    reference, _ = train(lambda ps: module.DiscoveredOptimizer(ps), torch.float64, steps=3)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        got, _ = train(lambda ps: module.DiscoveredOptimizer(ps, fused=True), torch.float64, steps=3)
+    for a, b in zip(reference[-1], got[-1]):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
 
 
 def test_torch_export_keeps_lion_state_small(tmp_path):

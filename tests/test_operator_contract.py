@@ -1,8 +1,9 @@
 """Every operator of the registry through every backend: they must agree.
 
 Backends: the tensor function, the scalar function, the sympy form (numerically), the compiled
-program of SymbolicOptimizer (it must be lowered, not the fallback), the exported standalone
-optimizer, the simplifier's round trip, LaTeX and the docs table. A new registry entry gets a
+program of SymbolicOptimizer (it must be lowered, not the fallback), its fused step (built, and
+traced whole by dynamo), the exported standalone optimizer, the simplifier's round trip, LaTeX and
+the docs table. A new registry entry gets a
 row here automatically.
 """
 
@@ -20,6 +21,8 @@ from dsr_l2o.expr import to_text
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
 from dsr_l2o.lowering import TensorOps, compile_formula
+import dsr_l2o.lowering.fused as fused_module
+from dsr_l2o.lowering.fused import FusedStep
 from dsr_l2o.notation import print_latex
 from dsr_l2o.operators import BUILTIN_OPERATORS, FORMS, REGISTRY, Builtin, build, form_latex
 from dsr_l2o.primitives import MATH
@@ -73,6 +76,22 @@ def test_compiled_program_is_lowered_and_agrees(name, foreach):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_fused_step_is_built_traces_whole_and_agrees(name, monkeypatch):
+    monkeypatch.setattr(fused_module, "BACKEND", "eager")  # dynamo traces the whole step; no C++ compile
+    f = formula(name)
+    fused = FusedStep(compile_formula(f))
+    g, w = values(2)
+    scalars = fused.scalars(1, 0.1, 0.0, w)
+    want = w - 0.1 * f.evaluate({"g": g, "w": w})
+    eager = [w.clone()]
+    fused.run(eager, [g.clone()], [], scalars, False)
+    torch.testing.assert_close(eager[0], want, rtol=1e-12, atol=1e-12)
+    traced = [w.clone()]
+    fused.compiled()(traced, [g.clone()], [], scalars, False)
+    torch.testing.assert_close(traced[0], want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_exported_optimizer_steps_like_the_operator(name, tmp_path):
     f = formula(name)
     path = tmp_path / f"export_{name}.py"
@@ -86,6 +105,9 @@ def test_exported_optimizer_steps_like_the_operator(name, tmp_path):
     module.DiscoveredOptimizer([p], lr=0.1).step()
     want = w - 0.1 * f.evaluate({"g": g, "w": w})
     torch.testing.assert_close(p.detach(), want, rtol=1e-12, atol=1e-12)
+    fused = w.clone()
+    module._fused_update([fused], [g.clone()], [{}], torch.tensor([0.1, 1.0, 1.0], dtype=w.dtype), False)
+    torch.testing.assert_close(fused, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -51,8 +51,10 @@ class Program:
         self.layout.walk(symbols)
         self.tensor_names, self.scalar_names, self.subs = symbols.tensor_names, symbols.scalar_names, symbols.subs
         self.lowered = lower
+        self.ema_sources = [(k, b, e) for k, b, e, _ in symbols.ema_sources]
+        self.update_expr = formula.sympy.xreplace(self.subs)
         self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
-        self.update = self._update(formula.sympy.xreplace(self.subs), lower)
+        self.update = self._update(self.update_expr, lower)
 
     # building -------------------------------------------------------------------
     def _lowerer(self) -> Lowerer:
