@@ -7,7 +7,7 @@ Both arms are the default search (`searches/default.yaml`: task suite, validatio
 
 * ``population`` (the default), reused from ``search_seeds.py``'s run of the same seed when present;
 * ``truncated_backprop`` with the settings it was tuned with (meta_lr 0.05, temperature_end 0.05,
-  descent_prior 4), for as many meta-steps as fill the population arm's meta-training seconds
+  descent_prior 4, init_bias 2), for as many meta-steps as fill the population arm's meta-training seconds
   (measured on 10 of its own meta-steps first).
 
 Each arm's formula, and the old default pipeline's committed rule `m + 0.2 * sign(g) * abs(m)`
@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 STRAIGHT_THROUGH = {"estimator": "truncated_backprop", "meta_lr": 0.05, "temperature_end": 0.05,
-                    "descent_prior": 4.0}
+                    "descent_prior": 4.0, "init_bias": 2.0}
 OLD_DEFAULT_RULE = "m + 0.2 * sign(g) * abs(m)"
 
 
