@@ -50,9 +50,12 @@ def seconds_per_meta_step(seed: int, steps: int = 10) -> float:
 
 
 def run(out: Path, **settings) -> dict:
+    """The search of ``settings`` in ``out``: reused when it holds one run with the same meta-steps."""
     from dsr_l2o.search import search
 
-    if not (out / "result.json").is_file():
+    done = out / "result.json"
+    steps = settings.get("meta_steps")
+    if not done.is_file() or (steps and json.loads(done.read_text())["metrics"]["meta_steps"] != steps):
         if out.exists():
             import shutil
 

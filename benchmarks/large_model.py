@@ -7,10 +7,11 @@ validation files, so no download is needed. Model: a pre-norm causal transformer
 
 Both optimizers train from the same initialisation on the same batches for the same number of
 steps, with the gradient norm clipped at 1. The committed rule is read from
-``searches/default/result.json`` (formula and lr, through ``dsr_l2o.result.load_result``) and runs
-as ``SymbolicOptimizer`` with that lr. AdamW's lr is tuned on a *separate short run* (another
-initialisation seed and batch stream, a third of the steps; best mean training loss over its last
-quarter), never on the reported curves. Reported: training loss every step, validation loss on
+``searches/default/result.json`` (through ``dsr_l2o.result.load_result``) and runs as
+``SymbolicOptimizer``. Both lrs are tuned on a *separate short run* (another initialisation seed
+and batch stream, a third of the steps; best mean training loss over its last quarter), never on
+the reported curves: AdamW's over ``ADAMW_LRS``, the rule's over ``RULE_LR_FACTORS`` times its lr
+on the small tasks. Reported: training loss every step, validation loss on
 fixed held-out batches every ``--eval-every`` steps, wall time, and the optimizer state bytes
 (every tensor in ``optimizer.state`` after training; the state is allocated once, so this is also
 its peak). Writes ``benchmarks/large_model.json`` and ``.md`` and ``docs/img/large-model.png``.
@@ -130,15 +131,19 @@ def tail_mean(values) -> float:
     return statistics.fmean(tail) if all(math.isfinite(v) for v in tail) else float("inf")
 
 
-def tune_adamw(data, val_batches, args, device) -> tuple[float, dict]:
-    """The AdamW lr with the lowest late training loss on a separate short run (seed 1)."""
+RULE_LR_FACTORS = (1e-3, 3e-3, 1e-2, 3e-2)
+"""The committed rule's lrs on the short run, as factors of its lr on the small tasks (Adam's is 0.1
+there and 3e-4 here: a transformer needs far smaller steps than the suite's tasks, for every rule)."""
+
+
+def tune_lr(make, lrs, label, data, val_batches, args, device) -> tuple[float, dict]:
+    """The lr of ``lrs`` with the lowest late training loss on a separate short run (seed 1)."""
     short = argparse.Namespace(**{**vars(args), "steps": max(10, args.steps // 3)})
     sweep = {}
-    for lr in ADAMW_LRS:
-        run = train(lambda ps, lr=lr: torch.optim.AdamW(ps, lr=lr, weight_decay=0.01), data, val_batches, short,
-                    seed=1, device=device, evaluate=False)
+    for lr in lrs:
+        run = train(lambda ps, lr=lr: make(ps, lr), data, val_batches, short, seed=1, device=device, evaluate=False)
         sweep[lr] = tail_mean(run["train_loss"])
-        print(f"  sweep AdamW lr {lr:g}: late train loss {sweep[lr]:.4f}", flush=True)
+        print(f"  sweep {label} lr {lr:g}: late train loss {sweep[lr]:.4f}", flush=True)
     return min(sweep, key=sweep.get), {f"{k:g}": v for k, v in sweep.items()}
 
 
@@ -177,9 +182,11 @@ def to_markdown(summary) -> str:
         f"batch {summary['batch']} x {summary['context']} bytes; {summary['steps']} steps; gradient norm clipped at 1.",
         f"Corpus: {summary['train_bytes']:,} training bytes, {summary['val_bytes']:,} held-out bytes "
         f"(every 10th stdlib file), validation on {summary['val_batches']} fixed batches of {summary['val_batch']} sequences.",
-        f"Committed rule: `{summary['rule']}` at lr {summary['rule_lr']:g} (from `searches/default/result.json`). "
-        f"AdamW (weight decay 0.01) lr {summary['adamw_lr']:g}, chosen on a separate short run "
-        f"(late training loss by lr: {', '.join(f'{k}: {v:.3f}' for k, v in summary['adamw_sweep'].items())}).",
+        f"Committed rule: `{summary['rule']}` (from `searches/default/result.json`, lr {summary['committed_lr']:g} on "
+        f"the small tasks) at lr {summary['rule_lr']:g}, and AdamW (weight decay 0.01) at lr {summary['adamw_lr']:g}, "
+        "each chosen on a separate short run (another seed and batch stream, a third of the steps; late training "
+        f"loss by lr: rule {', '.join(f'{k}: {v:.3f}' for k, v in summary['rule_sweep'].items())}; AdamW "
+        f"{', '.join(f'{k}: {v:.3f}' for k, v in summary['adamw_sweep'].items())}).",
         "",
         "| optimizer | final train loss (last 10% mean) | final validation loss | optimizer state MB | wall s |",
         "|---|---:|---:|---:|---:|",
@@ -217,12 +224,16 @@ def main() -> None:
     train_data, val_data = corpus()
     gen_val = batches(val_data, args.val_batch, args.context, seed=7)
     val_batches = [next(gen_val) for _ in range(args.val_batches)]
-    print("tuning AdamW on a separate short run", flush=True)
-    adamw_lr, sweep = tune_adamw(train_data, val_batches, args, device)
+    print("tuning AdamW and the committed rule on a separate short run", flush=True)
+    adamw_lr, sweep = tune_lr(lambda ps, lr: torch.optim.AdamW(ps, lr=lr, weight_decay=0.01), ADAMW_LRS, "AdamW",
+                              train_data, val_batches, args, device)
+    rule_lrs = tuple(float(f"{committed.lr * f:.3g}") for f in RULE_LR_FACTORS)
+    rule_lr, rule_sweep = tune_lr(lambda ps, lr: SymbolicOptimizer(ps, committed.formula, lr=lr), rule_lrs,
+                                  "committed rule", train_data, val_batches, args, device)
     runs = {}
     makers = {
         f"AdamW (lr {adamw_lr:g})": lambda ps: torch.optim.AdamW(ps, lr=adamw_lr, weight_decay=0.01),
-        f"committed rule (lr {committed.lr:g})": lambda ps: SymbolicOptimizer(ps, committed.formula, lr=committed.lr),
+        f"committed rule (lr {rule_lr:g})": lambda ps: SymbolicOptimizer(ps, committed.formula, lr=rule_lr),
     }
     for name, make in makers.items():
         print(f"training with {name}", flush=True)
@@ -234,8 +245,8 @@ def main() -> None:
         "machine": f"{cpu_name()}, torch threads {torch.get_num_threads()}{gpu}, torch {torch.__version__}",
         "params": next(iter(runs.values()))["params"], "steps": args.steps, "batch": args.batch,
         "context": args.context, "train_bytes": len(train_data), "val_bytes": len(val_data),
-        "val_batches": args.val_batches, "val_batch": args.val_batch, "rule": committed.formula.text, "rule_lr": committed.lr,
-        "adamw_lr": adamw_lr, "adamw_sweep": sweep, "runs": runs,
+        "val_batches": args.val_batches, "val_batch": args.val_batch, "rule": committed.formula.text, "rule_lr": rule_lr,
+        "committed_lr": committed.lr, "rule_sweep": rule_sweep, "adamw_lr": adamw_lr, "adamw_sweep": sweep, "runs": runs,
     }
     out = Path(args.out)
     write_json(out.with_suffix(".json"), summary)

@@ -30,6 +30,9 @@ from dsr_l2o.search.prior import apply_descent_prior, terminal_cosines
 from dsr_l2o.search.relaxation import RelaxedRule
 from dsr_l2o.tasks import get_family
 
+SETTINGS = dict(estimator="truncated_backprop", tasks="mixed", meta_lr=0.05, temperature_end=0.05,
+                descent_prior=4.0, init_bias=2.0)
+"""The straight-through search these variants belong to (the default of earlier versions)."""
 VARIANTS = {
     "soft": dict(relaxation="soft", normalize=True, root_norm=False),
     "soft_root": dict(relaxation="soft", normalize=False, root_norm=True),
@@ -39,6 +42,7 @@ VARIANTS = {
 
 
 def run(name: str, overrides: dict, steps: int) -> dict:
+    overrides = {**SETTINGS, **overrides}
     config = load_config(None, meta_steps=steps, **overrides)
     grammar = load_grammar(config.grammar)
     family = get_family(config.tasks)
