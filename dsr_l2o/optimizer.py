@@ -160,11 +160,12 @@ class SymbolicOptimizer(torch.optim.Optimizer):
         taken = [p for p in params if _contiguous(p, [self.state[p][k] for k in keys])]
         if not taken:
             return params
-        grads = [p.grad for p in taken]
-        states = [[self.state[p][k] for p in taken] for k in keys]
+        flat = [p.view(-1) for p in taken]  # elementwise: 1-D views keep the compiled guards cheap
+        grads = [p.grad.view(-1) for p in taken]
+        states = [[self.state[p][k].view(-1) for p in taken] for k in keys]
         scalars = self._fused.scalars(t, lr, wd, taken[0])
         try:
-            self._fused.compiled()(taken, grads, states, scalars, wd != 0.0)
+            self._fused.compiled()(flat, grads, states, scalars, wd != 0.0)
         except Exception as err:  # a compiler error, a missing C++ toolchain, an unsupported backend
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             self._fall_back(f"compilation failed ({type(err).__name__}: {first[:200]})")
