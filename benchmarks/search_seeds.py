@@ -38,20 +38,29 @@ def run_seed(seed: int, runs: Path) -> dict:
         start = time.perf_counter()
         search(out=out, seed=seed)
         timing.write_text(f"{time.perf_counter() - start:.1f}")
+    from dsr_l2o.search.select import FINALIST_MARGIN
+
     data = json.loads((out / "result.json").read_text())
     naming = data.get("naming") or {}
+    ratios = {c["formula"]: c["score_ratio_to_adam"] for c in data["candidates"] if c.get("score_ratio_to_adam")}
+    lowest = min(ratios.values(), default=None)
+    set_aside = {f: r for f, r in ratios.items() if f != data["formula"] and r <= lowest * FINALIST_MARGIN}
     return {"seed": seed, "formula": data["formula"], "stage": data["stage"], "lr": data["lr"],
             "argmax": data.get("relaxation_argmax"), "validation_ratio": data["validation"]["score_ratio_to_adam"],
             "naming": _naming_text(naming), "seconds": float(timing.read_text()) if timing.is_file() else None,
+            "set_aside": set_aside,
             "grammar": str(out / "grammar.yaml")}
 
 
 def _naming_text(naming: dict) -> str:
-    if naming.get("equal_to"):
-        return f"equal to {naming['equal_to']}"
-    if naming.get("closest_to"):
-        return f"closest to {naming['closest_to']} (r = {naming.get('correlation', 0):.2f})"
-    return "-"
+    from dsr_l2o.naming import RuleName
+
+    if not naming:
+        return "-"
+    rule = RuleName.from_json(naming)
+    if rule.equal_to:
+        return f"equal to {rule.name}"
+    return f"closest to {rule.name} (r = {rule.correlation:.2f})"
 
 
 def test_results(formulas: dict[str, str]):
@@ -89,6 +98,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rows = [run_seed(seed, args.runs) for seed in range(args.seeds)]
     formulas = {r["formula"]: r["grammar"] for r in rows}
+    for r in rows:
+        formulas.update({f: r["grammar"] for f in r["set_aside"] if f not in formulas})
+    chosen = list(dict.fromkeys(r["formula"] for r in rows))
     results = test_results(formulas)
     stored = json.loads(args.baselines.read_text())["results"]
     baselines = {t: {n: TuneResult.from_json(r) for n, r in stored[t].items()} for t in SUITE_TEST}
@@ -136,11 +148,22 @@ def main(argv=None) -> int:
         lines.append(f"| {r['seed']} | `{r['formula']}` | {r['naming']} | {r['stage']} | {r['validation_ratio']:.3f} | "
                      f"{s['to_adam']:.3f} | {s['to_best']:.3g} | {s['rank']} of {len(baseline_geo) + 1} | "
                      f"{len(s['beats_sgd_and_momentum'])}/{len(SUITE_TEST)} | {seconds} |")
+    aside = [(r["seed"], f, v) for r in rows for f, v in r["set_aside"].items()]
+    if aside:
+        lines += ["", "Finalists the selection set aside (within 25% of the best one-seed validation ratio, then tied by "
+                  "the rule of `docs/search.md` and decided by simplicity or meta-training), on the same test tasks:", "",
+                  "| seed | set aside | one-seed validation / Adam | test / Adam | chosen instead | its test / Adam |",
+                  "|---:|---|---:|---:|---|---:|"]
+        picked = {r["seed"]: r["formula"] for r in rows}
+        for seed, f, v in aside:
+            lines.append(f"| {seed} | `{f}` | {v:.3f} | {summary[f]['to_adam']:.3f} | `{picked[seed]}` | "
+                         f"{summary[picked[seed]]['to_adam']:.3f} |")
+    shown = chosen + [f for f in formulas if f not in chosen]
     lines += ["", "Per test task: the formula's tuned score / tuned Adam's (/ the per-task best baseline, which is named):",
-              "", "| task | best baseline | " + " | ".join(f"`{t}`" for t in formulas) + " | SGD | momentum |",
-              "|---|---|" + "---:|" * (len(formulas) + 2)]
+              "", "| task | best baseline | " + " | ".join(f"`{t}`" for t in shown) + " | SGD | momentum |",
+              "|---|---|" + "---:|" * (len(shown) + 2)]
     for t in SUITE_TEST:
-        cells = [f"{summary[f]['per_task_to_adam'][t]:.3g} ({summary[f]['per_task_to_best'][t]:.3g})" for f in formulas]
+        cells = [f"{summary[f]['per_task_to_adam'][t]:.3g} ({summary[f]['per_task_to_best'][t]:.3g})" for f in shown]
         cells += [f"{score_ratio(score(t, n), score(t, 'adam')):.3g}" for n in ("sgd", "momentum")]
         lines.append(f"| {t} | {best[t]} | " + " | ".join(cells) + " |")
     lines += ["", "Baselines by geometric mean of tuned score / the per-task best on the test tasks:", "",

@@ -7,7 +7,9 @@ source, beta and debiasing; an ``expr`` operand's expression, inlined), so ``m_t
 grammar and ``m_hat / (sqrt(v_hat) + 1e-8)`` of another are the same quantity.
 
 * **Equal** means equal up to a positive scale, proved by sympy: ``f / rule`` simplifies to a
-  positive number (the learning rate absorbs it).
+  positive number (the learning rate absorbs it). A formula that equals a rule only once the
+  moving averages' betas are set aside (Adam's direction at betas 0.95 and 0.99) is named
+  "equal to Adam at betas (0.95, 0.99)": the rule, with the formula's own betas.
 * Otherwise the **correlation** r is the cosine between the two update directions, averaged
   over recorded steps: the operands of each grammar are tracked along the same real training
   runs of built-in tasks (Adam-driven, a fixed subset of coordinates, as every rule is per
@@ -41,6 +43,8 @@ PROBE_STEPS = 30
 PROBE_COORDINATES = 256
 PROBE_LR = 0.01
 EQUAL_CORRELATION = 0.9999
+OTHER_BETAS_TRIED = 5
+"""How many of the best-correlated rules are tried again with the betas set aside."""
 MAX_SIZE_FOR_SYMPY = 60
 C_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
 
@@ -79,12 +83,18 @@ class RuleName:
     rule_formula: str
     coefficient: float | None = None
     scale: float | None = None
+    betas: tuple[float, ...] | None = None
+    """The formula's moving-average betas, where it equals the rule only at other betas."""
 
     @property
     def name(self) -> str:
-        """The published rule's name, with its coefficient where it has one."""
+        """The published rule's name, with its coefficient (and other betas) where it has them."""
         base = self.equal_to or self.closest_to or "?"
-        return base if self.coefficient is None else f"{base} with c = {self.coefficient:g}"
+        if self.coefficient is not None:
+            base = f"{base} with c = {self.coefficient:g}"
+        if self.betas:
+            base = f"{base} at betas ({', '.join(f'{b:g}' for b in self.betas)})"
+        return base
 
     def text(self) -> str:
         """One line: ``equal to Adam (Kingma & Ba 2015)`` or ``closest to ... , r = 0.97``."""
@@ -100,9 +110,11 @@ class RuleName:
     def from_json(cls, data: dict) -> "RuleName":
         """Inverse of :meth:`to_json`; a malformed dict raises :class:`ResultError`."""
         try:
+            betas = data.get("betas")
             return cls(**{k: data[k] for k in ("equal_to", "closest_to", "correlation", "reference", "rule_formula")},
-                       coefficient=data.get("coefficient"), scale=data.get("scale"))
-        except (KeyError, TypeError) as err:
+                       coefficient=data.get("coefficient"), scale=data.get("scale"),
+                       betas=None if betas is None else tuple(float(b) for b in betas))
+        except (KeyError, TypeError, ValueError) as err:
             raise ResultError(f"rule name: malformed record ({err}); regenerate it with name_rule") from err
 
 
@@ -119,10 +131,11 @@ def published_rules() -> tuple[PublishedRule, ...]:
 
 
 class _Definitions:
-    """The layout backend that maps each operand to a symbol named after its definition."""
+    """The layout backend that maps each operand to a symbol named after its definition (with or
+    without the moving averages' betas)."""
 
-    def __init__(self, grammar: Grammar):
-        self.grammar, self.mapping = grammar, {}
+    def __init__(self, grammar: Grammar, betas: bool = True):
+        self.grammar, self.mapping, self.betas = grammar, {}, betas
 
     def gradient(self, op):
         return sp.Symbol("g", real=True)
@@ -138,31 +151,57 @@ class _Definitions:
 
     def average(self, op):
         source = self.derived(op)
-        label = f"ema[{source}|{op.beta!r}{'|debiased' if op.debias else ''}]"
+        beta = f"|{op.beta!r}" if self.betas else ""
+        label = f"ema[{source}{beta}{'|debiased' if op.debias else ''}]"
         return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
 
 
 @lru_cache(maxsize=64)
-def _definitions(grammar: Grammar) -> dict[sp.Symbol, sp.Expr]:
+def _definitions(grammar: Grammar, betas: bool = True) -> dict[sp.Symbol, sp.Expr]:
     """Each operand symbol of ``grammar`` mapped to its definition: a symbol named after what an
-    EMA averages (so equal definitions in any grammar give one symbol), an ``expr`` inlined."""
-    backend = _Definitions(grammar)
+    EMA averages (so equal definitions in any grammar give one symbol), an ``expr`` inlined.
+    With ``betas=False`` averages of one source at different betas are one symbol."""
+    backend = _Definitions(grammar, betas)
     for name, operand in grammar.operands.items():
         backend.mapping[grammar.symbol(name)] = dispatch(operand, backend)
     return backend.mapping
 
 
-def definition_sympy(formula: Formula) -> sp.Expr:
+def definition_sympy(formula: Formula, betas: bool = True) -> sp.Expr:
     """The formula over operand definitions (comparable across grammars), floats made exact."""
-    return sp.nsimplify(formula.sympy.xreplace(_definitions(formula.grammar)), rational=True)
+    return sp.nsimplify(formula.sympy.xreplace(_definitions(formula.grammar, betas)), rational=True)
 
 
-def positive_scale(formula: Formula, rule: Formula) -> float | None:
+def _averages(formula: Formula) -> dict[tuple[str, bool], float]:
+    """``(source, debiased) -> beta`` of the moving averages the formula reads, in grammar order."""
+    grammar = formula.grammar
+    read = set(grammar.dependencies(formula.operands))
+    return {(str(op.source), op.debias): op.beta for name, op in grammar.operands.items()
+            if name in read and op.kind == "ema"}
+
+
+def moving_average_betas(formula: Formula, rule: Formula) -> tuple[float, ...]:
+    """The formula's betas, one per moving average of ``rule`` and in the rule's order."""
+    own = _averages(formula)
+    return tuple(own[key] for key in _averages(rule) if key in own)
+
+
+def one_beta_per_average(formula: Formula) -> bool:
+    """Whether the formula averages each quantity at one beta only (so that setting the betas
+    aside does not merge two different averages into one)."""
+    grammar = formula.grammar
+    read = set(grammar.dependencies(formula.operands))
+    keys = [(str(op.source), op.debias) for name, op in grammar.operands.items() if name in read and op.kind == "ema"]
+    return len(keys) == len(set(keys))
+
+
+def positive_scale(formula: Formula, rule: Formula, betas: bool = True) -> float | None:
     """``k > 0`` with ``formula == k * rule`` for every operand value (sympy proves it), else None
-    (also for formulas too large to simplify quickly)."""
+    (also for formulas too large to simplify quickly). ``betas=False`` sets the moving averages'
+    betas aside."""
     if formula.size > MAX_SIZE_FOR_SYMPY:
         return None
-    f, r = definition_sympy(formula), definition_sympy(rule)
+    f, r = definition_sympy(formula, betas), definition_sympy(rule, betas)
     if f == 0 or r == 0:
         return None
     ratio = sp.simplify(f / r)
@@ -267,5 +306,12 @@ def name_rule(formula: Formula | str) -> RuleName:
         scale = positive_scale(formula, rule.at(c))
         if scale is not None:
             return RuleName(rule.name, None, 1.0, rule.reference, rule.at(c).text, c, scale)
+    for r, rule, c in scored[:OTHER_BETAS_TRIED] if one_beta_per_average(formula) else ():
+        if not one_beta_per_average(rule.at(c)):
+            continue
+        scale = positive_scale(formula, rule.at(c), betas=False)
+        if scale is not None:
+            return RuleName(rule.name, None, round(r, 4), rule.reference, rule.at(c).text, c, scale,
+                            moving_average_betas(formula, rule.at(c)))
     r, rule, c = scored[0]
     return RuleName(None, rule.name, round(r, 4), rule.reference, rule.at(c).text, c)

@@ -65,3 +65,18 @@ def test_the_report_names_the_rule(tmp_path):
     bundle = read_result(make_result_dir(tmp_path / "adam_like", *ADAM, evaluate=False))
     report = markdown_report(bundle)
     assert "Among published rules it is equal to Adam (Kingma & Ba 2015): `m_tilde` up to a positive scale." in report
+
+
+def test_a_rule_at_other_betas_is_named_with_its_betas():
+    named = name_rule("m2_tilde")
+    assert named.equal_to == "Adam" and named.betas == (0.95, 0.99)
+    assert named.text() == "equal to Adam at betas (0.95, 0.99) (Kingma & Ba 2015)"
+    assert RuleName.from_json(named.to_json()) == named
+    mixed = name_rule("m2_hat / (sqrt(v_hat) + 1e-8)")
+    assert mixed.equal_to == "Adam" and mixed.betas == (0.95, 0.999)
+    assert name_rule("m_tilde").betas is None
+
+
+def test_two_averages_of_one_quantity_are_not_merged_by_setting_betas_aside():
+    named = name_rule("m_tilde + m2_tilde")
+    assert named.equal_to is None and named.closest_to == "Adam" and named.correlation < 1.0

@@ -84,3 +84,38 @@ def test_tied_candidates_are_decided_by_simplicity_not_rounding():
     chosen, used = decide([busy, simple], scorer, lambda text: None)
     assert chosen.formula.text == "g" and used.protocol.seeds == (0, 1, 2)
     assert len(chosen.seed_logs) == 3 and chosen.spread > 0
+
+
+def test_more_seeds_separate_a_lead_that_holds_in_every_seed():
+    from dsr_l2o.search.select import _within_errors
+
+    leader = [-0.27, -0.51, 0.10, -0.46, -0.26, -0.18]
+    assert not _within_errors([0.0 - x for x in leader])
+    assert _within_errors([a - b for a, b in zip([-0.9, 0.4, 0.3, -0.8, 0.2, -0.6], leader)])
+    assert _within_errors([0.005] * 6)
+    assert not _within_errors([float("inf")] + [0.0] * 5)
+
+
+def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_meta_training():
+    from dsr_l2o.evaluation import EvalProtocol
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.select import Candidate, Scorer, _task_differences, _task_tied, decide
+    from dsr_l2o.tasks import get_task
+
+    def with_scores(text, scores):
+        candidate = Candidate(parse_formula(text), text, None)
+        candidate.scores = dict(enumerate(scores))
+        return candidate
+
+    leader = with_scores("m2_tilde", [1.0] * 9 + [0.01])
+    assert _task_tied(_task_differences(with_scores("m_tilde", [1.0] * 10), leader))
+    assert not _task_tied(_task_differences(with_scores("m", [1.5, 1.6, 1.4, 1.5, 1.7, 1.5, 1.6, 1.4, 1.5, 1.5]), leader))
+
+    twins = "name: twins\noperands: {g: grad, a: {ema: g, beta: 0.9}, b: {ema: g, beta: 0.9}}\nunary: [sign]\n"
+    protocol = EvalProtocol(lrs=(0.01, 0.1, 0.3), seeds=(0,), steps=30, extend_edges=0)
+    scorer = Scorer([get_task("noisy_quadratic"), get_task("quadratic_illcond")], protocol, lambda text: None)
+    for rates in ({"a": -1.0, "b": 1.0}, {"a": 1.0, "b": -1.0}):
+        pair = [Candidate(parse_formula(t, twins), t, None) for t in ("a", "b")]
+        scorer.score_many(pair)
+        chosen, _ = decide(pair, scorer, lambda text: None, lambda c: rates[c.formula.text])
+        assert chosen.formula.text == max(rates, key=rates.get)

@@ -87,6 +87,8 @@ def naming_line(bundle: ResultBundle, formula) -> list[str]:
         return []
     how = ("up to a positive scale" if naming.equal_to else
            "by the mean cosine r of their update directions on recorded training steps")
+    if naming.equal_to and naming.betas:
+        how += ", its moving averages at the betas named"
     return ["", f"Among published rules it is {naming.text()}: {inline(naming.rule_formula)} {how}."]
 
 

@@ -41,7 +41,7 @@ def plot_metrics(metrics_path: Path, directory: Path, labels: dict[str, tuple[st
     labels = labels or {}
     cols = 4
     rows = (len(slots) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False, sharex=True, sharey=True)
     xs = [r["step"] for r in records]
     for ax, slot in zip(axes.flat, slots):
         series = list(zip(*[r["weights"][slot] for r in records]))
@@ -51,11 +51,13 @@ def plot_metrics(metrics_path: Path, directory: Path, labels: dict[str, tuple[st
             ax.plot(xs, ys, lw=1.2 if final[i] == max(final) else 0.6, label=name if max(ys) >= 0.15 else None)
         ax.set_title(_title(slot), fontsize=9)
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=6, loc="upper left")
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(fontsize=6, loc="upper left")
     for ax in list(axes.flat)[len(slots):]:
         ax.axis("off")
-    fig.suptitle("operator weights (softmax at the current temperature) over meta-steps")
-    fig.tight_layout()
+    inches = 2.6 * rows
+    fig.suptitle("operator weights (softmax at the current temperature) over meta-steps", y=1 - 0.12 / inches)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.3 / inches, top=1 - 0.6 / inches, hspace=0.35, wspace=0.08)
     written.append(_save(fig, directory / "operator_weights.png"))
     plt.close(fig)
     return written

@@ -86,6 +86,11 @@ class HallOfFame:
         rows = [(t, self.totals[t] / (n + SHRINK), n) for t, n in self.counts.items() if n >= min_count]
         return sorted(rows, key=lambda r: (-r[1], len(r[0]), r[0]))[:k]
 
+    def advantage(self, text: str) -> float | None:
+        """The shrunk mean advantage of ``text`` (as in :meth:`best`), or None if never scored."""
+        count = self.counts.get(text)
+        return None if count is None else self.totals[text] / (count + SHRINK)
+
     def to_json(self) -> dict:
         return {"texts": list(self.totals), "totals": list(self.totals.values()),
                 "counts": [self.counts[t] for t in self.totals]}

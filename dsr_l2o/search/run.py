@@ -225,13 +225,22 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
         candidates += grown
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
-    best, scorer = decide(usable, scorer, log)
+    best, scorer = decide(usable, scorer, log, None if hall is None else _hall_evidence(hall))
     best = snap_constants(best, scorer, simplify, log)
     validation_record = Validation(
         [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,
         {k: _finite(v) for k, v in scorer.reference.items()}, dict(best.lrs))
     return SearchResult(best.formula, best.lr, candidates=[c.record() for c in candidates], raw_formula=best.raw_text,
                         relaxation_argmax=raw.text, stage=best.stage, grow=grown_info, validation=validation_record)
+
+
+def _hall_evidence(hall):
+    """A candidate's mean advantage in meta-training (its sampled text, else its simplified one)."""
+    def evidence(candidate):
+        found = hall.advantage(candidate.raw_text)
+        return found if found is not None else hall.advantage(candidate.formula.text)
+
+    return evidence
 
 
 def _hall_candidates(hall, grammar, probes, simplify, known: set[str]) -> list:

@@ -102,31 +102,96 @@ def _log_ratio(score: float, reference: float) -> float:
 FINALIST_MARGIN = 1.25
 """Candidates within this factor of the best validation ratio are re-scored with more seeds."""
 TIE_SEEDS = (0, 1, 2)
+MORE_SEEDS = (0, 1, 2, 3, 4, 5)
+"""Seeds of the second round, for candidates tied after :data:`TIE_SEEDS` by seed noise alone."""
+SEPARATION = 2.0
+"""A lead counts when it exceeds this many standard errors of the paired differences."""
+NEGLIGIBLE = math.log(1.01)
+"""A lead under 1% in geometric mean is a tie however consistent it is (rounding-sized)."""
+
+Evidence = Callable[["Candidate"], "float | None"]
+"""What meta-training says of a candidate (higher is better; None: nothing), for ties."""
 
 
-def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]) -> tuple[Candidate, "Scorer"]:
-    """The chosen candidate, never by rounding: the finalists (within :data:`FINALIST_MARGIN` of
-    the best ratio) are re-scored with :data:`TIE_SEEDS`; those whose mean log ratio is within the
-    larger seed-to-seed spread of the leader's are tied, and the simplest of them wins (then the
-    shortest text). Returns the choice and the scorer its scores come from."""
-    from dataclasses import replace
+def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None],
+           evidence: Evidence | None = None) -> tuple[Candidate, "Scorer"]:
+    """The chosen candidate, never by rounding and never by one task.
 
+    The finalists (within :data:`FINALIST_MARGIN` of the best ratio) are re-scored with
+    :data:`TIE_SEEDS`. A finalist is tied with the leader when their difference is within the
+    larger seed-to-seed spread, or when the lead is under :data:`SEPARATION` standard errors of
+    their per-task differences and the leader wins too few tasks for a sign test (the validation
+    tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead). Finalists tied by seed noise alone are re-scored with
+    :data:`MORE_SEEDS`, where the seed criterion becomes :data:`SEPARATION` standard errors of the
+    paired per-seed differences. Of those still tied the simplest formula wins, then the one
+    meta-training rates higher (``evidence``: many more tasks than validation has), then the better
+    mean. Returns the choice and the scorer its scores come from."""
     best = min(usable, key=lambda c: c.ratio)
     finalists = [c for c in usable if c.ratio <= best.ratio * FINALIST_MARGIN]
     if len(finalists) == 1:
         return best, scorer
-    seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + TIE_SEEDS))
-    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log)
-    rescored = scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
-    leader = min(rescored, key=lambda c: sum(c.seed_logs) / len(c.seed_logs))
-    mean = sum(leader.seed_logs) / len(leader.seed_logs)
-    tied = [c for c in rescored
-            if sum(c.seed_logs) / len(c.seed_logs) - mean <= max(c.spread, leader.spread)]
-    chosen = min(tied, key=lambda c: (c.formula.size, len(c.formula.text), c.formula.text))
-    log(f"finalists with {len(seeds)} seeds: " + ", ".join(
-        f"{c.formula.text} {c.ratio:.4g} (spread {c.spread:.3f})" for c in rescored)
-        + f"; tied: {', '.join(c.formula.text for c in tied)}; chosen: {chosen.formula.text}")
+    seed_rules = (lambda c, leader: _mean(c.seed_logs) - _mean(leader.seed_logs) <= max(c.spread, leader.spread),
+                  lambda c, leader: _within_errors([a - b for a, b in zip(c.seed_logs, leader.seed_logs)]))
+    for seeds, seed_tied in zip((TIE_SEEDS, MORE_SEEDS), seed_rules):
+        scorer, rescored = _rescore(finalists, scorer, seeds, log)
+        leader = min(rescored, key=lambda c: _mean(c.seed_logs))
+        by_task = {id(c): _task_tied(_task_differences(c, leader)) for c in rescored}
+        by_seed = {id(c): seed_tied(c, leader) for c in rescored}
+        finalists = [c for c in rescored if c is leader or by_task[id(c)] or by_seed[id(c)]]
+        log(f"finalists with {len(scorer.protocol.seeds)} seeds: " + ", ".join(
+            f"{c.formula.text} {c.ratio:.4g} (spread {c.spread:.3f})" for c in rescored)
+            + f"; tied: {', '.join(c.formula.text for c in finalists)}")
+        if all(c is leader or by_task[id(c)] for c in finalists):
+            break
+    rated = {id(c): (evidence(c) if evidence else None) for c in finalists}
+    chosen = min(finalists, key=lambda c: (c.formula.size, -(rated[id(c)] if rated[id(c)] is not None else -math.inf),
+                                           _mean(c.seed_logs), c.formula.text))
+    log(f"chosen: {chosen.formula.text}" + (f" (meta-training rates it {rated[id(chosen)]:+.3f})"
+                                            if rated[id(chosen)] is not None and len(finalists) > 1 else ""))
     return chosen, scorer
+
+
+def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...], log) -> tuple["Scorer", list[Candidate]]:
+    from dataclasses import replace
+
+    seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + seeds))
+    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log)
+    return scorer, scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _task_differences(candidate: Candidate, leader: Candidate) -> list[float]:
+    """Per validation task, log of the candidate's score over the leader's."""
+    def log_score(score):
+        return math.log(max(score, FLOOR)) if math.isfinite(score) else math.inf
+
+    return [log_score(candidate.scores[t]) - log_score(leader.scores[t]) for t in leader.scores]
+
+
+def _task_tied(diffs: list[float]) -> bool:
+    """Whether the leader's lead over the validation tasks could be a few tasks' doing: under
+    :data:`SEPARATION` standard errors, and won on too few tasks for a one-sided 5% sign test."""
+    return _within_errors(diffs) and not _sign_test(sum(d > 0 for d in diffs), len(diffs))
+
+
+def _sign_test(wins: int, n: int, level: float = 0.05) -> bool:
+    """Whether ``wins`` of ``n`` is significant against a fair coin (one-sided)."""
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n <= level
+
+
+def _within_errors(diffs: list[float]) -> bool:
+    """Whether a lead of ``mean(diffs)`` is under :data:`SEPARATION` standard errors of ``diffs``,
+    or under :data:`NEGLIGIBLE`."""
+    if not diffs or not all(map(math.isfinite, diffs)):
+        return False
+    n, mean = len(diffs), _mean(diffs)
+    if mean <= NEGLIGIBLE or n < 2:
+        return mean <= NEGLIGIBLE
+    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    return mean <= SEPARATION * spread / math.sqrt(n)
 
 
 def unit_scale(node: ex.Expr) -> ex.Expr:
