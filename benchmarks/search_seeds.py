@@ -1,13 +1,15 @@
 """The default search with seeds 0-4, and each formula it returns on the test tasks.
 
     python benchmarks/search_seeds.py [--seeds 5] [--runs DIR] [--baselines benchmarks/test_baselines.json]
+                                      [--grammar grammars/timescales.yaml --name timescales]
 
 Each seed runs ``dsr-l2o search --seed K`` with every other setting at its default (a finished run
 in ``--runs`` is reused, so an interrupted benchmark resumes). Every distinct formula is then
 tuned on the suite's test tasks (``SUITE_TEST``: never seen by meta-training or selection) under
 the fair protocol, in one process with tuned Adam, SGD and momentum. The per-task best of all
 tuned baselines comes from ``benchmarks/test_baselines.json`` (``baselines.py --split test``, same
-protocol). Writes search_seeds.md/.json beside this file.
+protocol). Writes search_seeds.md/.json beside this file (``search_seeds_NAME.md/.json`` with
+``--name``, for a search over another grammar).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 SAME_PROCESS = ("adam", "sgd", "momentum")
 
 
-def run_seed(seed: int, runs: Path) -> dict:
+def run_seed(seed: int, runs: Path, grammar: str | None = None) -> dict:
     """The default search with ``seed`` (reused when its directory holds a result)."""
     from dsr_l2o.search import search
 
@@ -36,7 +38,7 @@ def run_seed(seed: int, runs: Path) -> dict:
 
             shutil.rmtree(out)
         start = time.perf_counter()
-        search(out=out, seed=seed)
+        search(grammar, out=out, seed=seed)
         timing.write_text(f"{time.perf_counter() - start:.1f}")
     from dsr_l2o.search.select import FINALIST_MARGIN
 
@@ -93,10 +95,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=Path("runs/search_seeds"))
     parser.add_argument("--baselines", type=Path, default=HERE / "test_baselines.json")
+    parser.add_argument("--grammar", default=None, help="grammar of the searches [default: the default grammar]")
+    parser.add_argument("--name", default=None, help="suffix of the output files")
     args = parser.parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows = [run_seed(seed, args.runs) for seed in range(args.seeds)]
+    rows = [run_seed(seed, args.runs, args.grammar) for seed in range(args.seeds)]
     formulas = {r["formula"]: r["grammar"] for r in rows}
     for r in rows:
         formulas.update({f: r["grammar"] for f in r["set_aside"] if f not in formulas})
@@ -127,11 +131,15 @@ def main(argv=None) -> int:
                          "per_task_to_best": {t: score_ratio(score(t, text), best_score[t]) for t in SUITE_TEST}}
     adam_to_best = geo("adam", lambda t: best_score[t])
     n_beat = sum(summary[r["formula"]]["to_adam"] < 1 for r in rows)
-    lines = ["# The default search over five seeds, scored on the test tasks", "",
-             f"Written by `python benchmarks/search_seeds.py --seeds {args.seeds}`; do not edit by hand. "
+    command = f"--seeds {args.seeds}" + (f" --grammar {args.grammar}" if args.grammar else "") + (
+        f" --name {args.name}" if args.name else "")
+    lines = ["# The default search over five seeds, scored on the test tasks"
+             + (f" (grammar `{args.grammar}`)" if args.grammar else ""), "",
+             f"Written by `python benchmarks/search_seeds.py {command}`; do not edit by hand. "
              f"{dt.date.today()}, {cpu_name()}, {time.perf_counter() - started:.0f} s in all "
              "(searches reused from `--runs` are not re-timed).", "",
-             "Each seed runs `dsr-l2o search --seed K` with the defaults of `searches/default.yaml`. The test "
+             "Each seed runs `dsr-l2o search" + (f" {args.grammar}" if args.grammar else "")
+             + " --seed K` with the defaults of `searches/default.yaml`. The test "
              f"tasks ({', '.join(SUITE_TEST)}) are never seen by meta-training or selection. Fair protocol: 16 lrs "
              "from 1e-4 to 10, a best lr at an edge followed past it, seeds 0-2, score = mean loss of the last 10% "
              f"of steps; a score under {FLOOR:g} counts as {FLOOR:g} (solved). Tuned Adam, SGD and momentum ran in "
@@ -170,8 +178,9 @@ def main(argv=None) -> int:
               "| baseline | geometric mean |", "|---|---:|"]
     for name, value in sorted(baseline_geo.items(), key=lambda kv: kv[1]):
         lines.append(f"| {name} | {value:.3g} |")
-    (HERE / "search_seeds.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (HERE / "search_seeds.json").write_text(json.dumps({"seeds": rows, "formulas": summary,
+    stem = "search_seeds" + (f"_{args.name}" if args.name else "")
+    (HERE / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (HERE / f"{stem}.json").write_text(json.dumps({"seeds": rows, "formulas": summary,
                                                         "baselines_to_best": baseline_geo,
                                                         "adam_to_best": adam_to_best}, indent=1) + "\n")
     print("\n".join(lines))

@@ -25,7 +25,7 @@ def run(*args):
 def test_check_default_grammar_is_ok():
     code, out, err = run("grammar", "check", "grammars/default.yaml")
     assert code == 0 and err == ""
-    assert out.strip() == ("grammars/default.yaml: ok (grammar 'default': 11 operands, 7 unary, "
+    assert out.strip() == ("grammars/default.yaml: ok (grammar 'default': 8 operands, 7 unary, "
                            "4 binary operators, 1 custom operators, 3 constants)")
 
 
@@ -79,7 +79,7 @@ def test_show_default_grammar():
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("grammar default: ")
-    assert "  m_hat     EMA of g with beta 0.9, bias-corrected by 1 - beta**t" in lines
+    assert "  m_hat    EMA of g with beta 0.9, bias-corrected by 1 - beta**t" in lines
     assert "  sqrt      sqrt(|x|); its derivative is capped near 0" in lines
     assert "  softsign(x) = x / (1 + abs(x))" in lines
     assert "constants: 1, 2, 0.5" in lines

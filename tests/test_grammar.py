@@ -207,7 +207,7 @@ def test_valid_grammar_with_custom_operators_in_lists_and_formulas(tmp_path):
 def test_default_grammar_and_yaml_text_load():
     grammar = load_grammar()
     assert grammar.path == str(default_grammar_path())
-    assert list(grammar.operands) == ["g", "w", "m", "v", "m_hat", "v_hat", "m_tilde", "g_tilde", "m2_hat", "v2_hat", "m2_tilde"]
+    assert list(grammar.operands) == ["g", "w", "m", "v", "m_hat", "v_hat", "m_tilde", "g_tilde"]
     assert grammar.operands["v_hat"].nonnegative and not grammar.operands["m"].nonnegative
     assert grammar.operands["m_hat"].debias and grammar.operands["m"].beta == 0.9
     inline = load_grammar("operands: {g: grad, t: step}")

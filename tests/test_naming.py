@@ -68,15 +68,15 @@ def test_the_report_names_the_rule(tmp_path):
 
 
 def test_a_rule_at_other_betas_is_named_with_its_betas():
-    named = name_rule("m2_tilde")
+    from dsr_l2o.grammar import load_grammar
+
+    timescales = load_grammar("timescales")
+    named = name_rule(parse_formula("m2_tilde", timescales))
     assert named.equal_to == "Adam" and named.betas == (0.95, 0.99)
     assert named.text() == "equal to Adam at betas (0.95, 0.99) (Kingma & Ba 2015)"
     assert RuleName.from_json(named.to_json()) == named
-    mixed = name_rule("m2_hat / (sqrt(v_hat) + 1e-8)")
+    mixed = name_rule(parse_formula("m2_hat / (sqrt(v_hat) + 1e-8)", timescales))
     assert mixed.equal_to == "Adam" and mixed.betas == (0.95, 0.999)
     assert name_rule("m_tilde").betas is None
-
-
-def test_two_averages_of_one_quantity_are_not_merged_by_setting_betas_aside():
-    named = name_rule("m_tilde + m2_tilde")
-    assert named.equal_to is None and named.closest_to == "Adam" and named.correlation < 1.0
+    both = name_rule(parse_formula("m_tilde + m2_tilde", timescales))
+    assert both.equal_to is None and both.closest_to == "Adam" and both.correlation < 1.0

@@ -107,7 +107,7 @@ def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_meta_training
         candidate.scores = dict(enumerate(scores))
         return candidate
 
-    leader = with_scores("m2_tilde", [1.0] * 9 + [0.01])
+    leader = with_scores("m_hat", [1.0] * 9 + [0.01])
     assert _task_tied(_task_differences(with_scores("m_tilde", [1.0] * 10), leader))
     assert not _task_tied(_task_differences(with_scores("m", [1.5, 1.6, 1.4, 1.5, 1.7, 1.5, 1.6, 1.4, 1.5, 1.5]), leader))
 
