@@ -172,26 +172,24 @@ def definition_sympy(formula: Formula, betas: bool = True) -> sp.Expr:
     return sp.nsimplify(formula.sympy.xreplace(_definitions(formula.grammar, betas)), rational=True)
 
 
-def _averages(formula: Formula) -> dict[tuple[str, bool], float]:
-    """``(source, debiased) -> beta`` of the moving averages the formula reads, in grammar order."""
+def _averages(formula: Formula) -> list[tuple[tuple[str, bool], float]]:
+    """``((source, debiased), beta)`` of each moving average the formula reads, in grammar order."""
     grammar = formula.grammar
     read = set(grammar.dependencies(formula.operands))
-    return {(str(op.source), op.debias): op.beta for name, op in grammar.operands.items()
-            if name in read and op.kind == "ema"}
+    return [((str(op.source), op.debias), op.beta) for name, op in grammar.operands.items()
+            if name in read and op.kind == "ema"]
 
 
 def moving_average_betas(formula: Formula, rule: Formula) -> tuple[float, ...]:
     """The formula's betas, one per moving average of ``rule`` and in the rule's order."""
-    own = _averages(formula)
-    return tuple(own[key] for key in _averages(rule) if key in own)
+    own = dict(_averages(formula))
+    return tuple(own[key] for key, _ in _averages(rule) if key in own)
 
 
 def one_beta_per_average(formula: Formula) -> bool:
     """Whether the formula averages each quantity at one beta only (so that setting the betas
     aside does not merge two different averages into one)."""
-    grammar = formula.grammar
-    read = set(grammar.dependencies(formula.operands))
-    keys = [(str(op.source), op.debias) for name, op in grammar.operands.items() if name in read and op.kind == "ema"]
+    keys = [key for key, _ in _averages(formula)]
     return len(keys) == len(set(keys))
 
 

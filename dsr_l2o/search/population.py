@@ -83,13 +83,24 @@ class HallOfFame:
     def best(self, k: int, min_count: int = 1) -> list[tuple[str, float, int]]:
         """The ``k`` formulas met at least ``min_count`` times with the highest mean advantage,
         shrunk towards 0 by :data:`SHRINK` pseudo-counts: ``total / (count + SHRINK)``."""
-        rows = [(t, self.totals[t] / (n + SHRINK), n) for t, n in self.counts.items() if n >= min_count]
+        rows = [(t, self.advantage(t), n) for t, n in self.counts.items() if n >= min_count]
         return sorted(rows, key=lambda r: (-r[1], len(r[0]), r[0]))[:k]
 
     def advantage(self, text: str) -> float | None:
         """The shrunk mean advantage of ``text`` (as in :meth:`best`), or None if never scored."""
         count = self.counts.get(text)
         return None if count is None else self.totals[text] / (count + SHRINK)
+
+    @classmethod
+    def from_state_dict(cls, data: dict) -> "HallOfFame":
+        """The hall from :meth:`PopulationGradient.state_dict`'s tensors (empty if they are missing)."""
+        hall = cls()
+        texts = list(data.get("texts", []))
+        totals, counts = data.get("totals"), data.get("counts")
+        if texts and totals is not None and counts is not None:
+            hall.totals = dict(zip(texts, (float(x) for x in totals)))
+            hall.counts = dict(zip(texts, (int(x) for x in counts)))
+        return hall
 
     def to_json(self) -> dict:
         return {"texts": list(self.totals), "totals": list(self.totals.values()),
@@ -130,12 +141,7 @@ class PopulationGradient:
                 "counts": torch.tensor(data["counts"], dtype=torch.int64)}
 
     def load_state_dict(self, data: dict) -> None:
-        texts = list(data.get("texts", []))
-        totals, counts = data.get("totals"), data.get("counts")
-        self.hall = HallOfFame()
-        if texts and totals is not None and counts is not None:
-            self.hall.totals = dict(zip(texts, (float(x) for x in totals)))
-            self.hall.counts = dict(zip(texts, (int(x) for x in counts)))
+        self.hall = HallOfFame.from_state_dict(data)
 
     def rewards(self, formulas: list[Formula], episode: Episode) -> np.ndarray:
         """Each formula's reward on the episode's task (see the module docstring)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -121,9 +122,9 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
     :data:`TIE_SEEDS`. A finalist is tied with the leader when their difference is within the
     larger seed-to-seed spread, or when the lead is under :data:`SEPARATION` standard errors of
     their per-task differences and the leader wins too few tasks for a sign test (the validation
-    tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead). Finalists tied by seed noise alone are re-scored with
-    :data:`MORE_SEEDS`, where the seed criterion becomes :data:`SEPARATION` standard errors of the
-    paired per-seed differences. Of those still tied the simplest formula wins, then the one
+    tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead).
+    Finalists tied by seed noise alone are re-scored with :data:`MORE_SEEDS`, where the seed
+    criterion becomes :data:`SEPARATION` standard errors of the paired per-seed differences. Of those still tied the simplest formula wins, then the one
     meta-training rates higher (``evidence``: many more tasks than validation has), then the better
     mean. Returns the choice and the scorer its scores come from."""
     best = min(usable, key=lambda c: c.ratio)
@@ -143,11 +144,11 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
             + f"; tied: {', '.join(c.formula.text for c in finalists)}")
         if all(c is leader or by_task[id(c)] for c in finalists):
             break
-    rated = {id(c): (evidence(c) if evidence else None) for c in finalists}
-    chosen = min(finalists, key=lambda c: (c.formula.size, -(rated[id(c)] if rated[id(c)] is not None else -math.inf),
-                                           _mean(c.seed_logs), c.formula.text))
-    log(f"chosen: {chosen.formula.text}" + (f" (meta-training rates it {rated[id(chosen)]:+.3f})"
-                                            if rated[id(chosen)] is not None and len(finalists) > 1 else ""))
+    rated = {id(c): evidence(c) if evidence else None for c in finalists}
+    rating = {key: -math.inf if value is None else value for key, value in rated.items()}
+    chosen = min(finalists, key=lambda c: (c.formula.size, -rating[id(c)], _mean(c.seed_logs), c.formula.text))
+    shown = rated[id(chosen)] is not None and len(finalists) > 1
+    log(f"chosen: {chosen.formula.text}" + (f" (meta-training rates it {rated[id(chosen)]:+.3f})" if shown else ""))
     return chosen, scorer
 
 
@@ -165,10 +166,7 @@ def _mean(values: list[float]) -> float:
 
 def _task_differences(candidate: Candidate, leader: Candidate) -> list[float]:
     """Per validation task, log of the candidate's score over the leader's."""
-    def log_score(score):
-        return math.log(max(score, FLOOR)) if math.isfinite(score) else math.inf
-
-    return [log_score(candidate.scores[t]) - log_score(leader.scores[t]) for t in leader.scores]
+    return [_log_ratio(candidate.scores[t], max(leader.scores[t], FLOOR)) for t in leader.scores]
 
 
 def _task_tied(diffs: list[float]) -> bool:
@@ -187,11 +185,10 @@ def _within_errors(diffs: list[float]) -> bool:
     or under :data:`NEGLIGIBLE`."""
     if not diffs or not all(map(math.isfinite, diffs)):
         return False
-    n, mean = len(diffs), _mean(diffs)
-    if mean <= NEGLIGIBLE or n < 2:
+    mean = _mean(diffs)
+    if mean <= NEGLIGIBLE or len(diffs) < 2:
         return mean <= NEGLIGIBLE
-    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    return mean <= SEPARATION * spread / math.sqrt(n)
+    return mean <= SEPARATION * statistics.stdev(diffs) / math.sqrt(len(diffs))
 
 
 def unit_scale(node: ex.Expr) -> ex.Expr:
