@@ -47,11 +47,22 @@ def run_seed(seed: int, runs: Path, grammar: str | None = None) -> dict:
     ratios = {c["formula"]: c["score_ratio_to_adam"] for c in data["candidates"] if c.get("score_ratio_to_adam")}
     lowest = min(ratios.values(), default=None)
     set_aside = {f: r for f, r in ratios.items() if f != data["formula"] and r <= lowest * FINALIST_MARGIN}
+    hall = _hall(out)
+    rated = {f: hall.advantage(f) for f in [data["formula"], *set_aside]}
     return {"seed": seed, "formula": data["formula"], "stage": data["stage"], "lr": data["lr"],
             "argmax": data.get("relaxation_argmax"), "validation_ratio": data["validation"]["score_ratio_to_adam"],
             "naming": _naming_text(naming), "seconds": float(timing.read_text()) if timing.is_file() else None,
-            "set_aside": set_aside,
+            "set_aside": set_aside, "meta_training_rating": rated,
             "grammar": str(out / "grammar.yaml")}
+
+
+def _hall(out: Path):
+    """The run's hall of fame (meta-training's rating of every formula it scored)."""
+    import torch
+
+    from dsr_l2o.search.population import HallOfFame
+
+    return HallOfFame.from_state_dict(torch.load(out / "checkpoint.pt", weights_only=True).get("estimator", {}))
 
 
 def _naming_text(naming: dict) -> str:
@@ -63,6 +74,10 @@ def _naming_text(naming: dict) -> str:
     if rule.equal_to:
         return f"equal to {rule.name}"
     return f"closest to {rule.name} (r = {rule.correlation:.2f})"
+
+
+def _rating(value) -> str:
+    return "-" if value is None else f"{value:+.3f}"
 
 
 def test_results(formulas: dict[str, str]):
@@ -160,12 +175,16 @@ def main(argv=None) -> int:
     if aside:
         lines += ["", "Finalists the selection set aside (within 25% of the best one-seed validation ratio, then tied by "
                   "the rule of `docs/search.md` and decided by simplicity or meta-training), on the same test tasks:", "",
-                  "| seed | set aside | one-seed validation / Adam | test / Adam | chosen instead | its test / Adam |",
-                  "|---:|---|---:|---:|---|---:|"]
-        picked = {r["seed"]: r["formula"] for r in rows}
+                  "| seed | set aside | one-seed validation / Adam | test / Adam | meta-training's rating | "
+                  "chosen instead | its test / Adam | its rating |",
+                  "|---:|---|---:|---:|---:|---|---:|---:|"]
+        by_seed = {r["seed"]: r for r in rows}
         for seed, f, v in aside:
-            lines.append(f"| {seed} | `{f}` | {v:.3f} | {summary[f]['to_adam']:.3f} | `{picked[seed]}` | "
-                         f"{summary[picked[seed]]['to_adam']:.3f} |")
+            picked, rating = by_seed[seed]["formula"], by_seed[seed]["meta_training_rating"]
+            lines.append(f"| {seed} | `{f}` | {v:.3f} | {summary[f]['to_adam']:.3f} | {_rating(rating[f])} | "
+                         f"`{picked}` | {summary[picked]['to_adam']:.3f} | {_rating(rating[picked])} |")
+        lines += ["", "Meta-training's rating is the hall of fame's shrunk mean advantage over the population each "
+                  "formula was drawn with (`-` for a formula it never drew); the tie rule defers to it."]
     shown = chosen + [f for f in formulas if f not in chosen]
     lines += ["", "Per test task: the formula's tuned score / tuned Adam's (/ the per-task best baseline, which is named):",
               "", "| task | best baseline | " + " | ".join(f"`{t}`" for t in shown) + " | SGD | momentum |",
