@@ -15,6 +15,8 @@ step        ``step(op)``        the step count ``t`` (from 1)
 expr        ``derived(op)``     ``op.source`` evaluated over earlier operands, no state
 ema         ``average(op)``     the buffer ``beta * s + (1 - beta) * source`` (updated before
                                 it is read), divided by ``1 - beta**t`` when ``op.debias``
+prev        ``previous(op)``    the buffer holding ``source`` of the previous step (zero at the
+                                first); it is read, then set to this step's ``source``
 ==========  ==================  ============================================================
 """
 
@@ -26,7 +28,8 @@ from typing import Iterable
 from . import expr as ex
 from .grammar import Grammar, Operand
 
-_METHODS = {"grad": "gradient", "param": "parameter", "step": "step", "expr": "derived", "ema": "average"}
+_METHODS = {"grad": "gradient", "param": "parameter", "step": "step", "expr": "derived", "ema": "average",
+            "prev": "previous"}
 
 
 def dispatch(operand: Operand, backend):
@@ -44,13 +47,18 @@ class Buffer:
 
 
 class OperandLayout:
-    """Evaluation order, shared buffers and debias scalars of ``names`` and what they depend on."""
+    """Evaluation order, shared buffers and debias scalars of ``names`` and what they depend on.
+
+    ``buffers`` are the moving averages (``buffer_of`` maps each ``ema`` operand to its shared
+    buffer); ``held`` are the ``prev`` operands, each the key of its own buffer.
+    """
 
     def __init__(self, grammar: Grammar, names: Iterable[str]):
         self.grammar = grammar
         self.order: list[str] = grammar.dependencies(names)
         self.buffers: dict[str, Buffer] = {}
         self.buffer_of: dict[str, str] = {}
+        self.held: list[str] = [n for n in self.order if grammar.operands[n].kind == "prev"]
         keys: dict[tuple, str] = {}
         for name in self.order:
             operand = grammar.operands[name]
@@ -62,8 +70,13 @@ class OperandLayout:
 
     @property
     def state_keys(self) -> list[str]:
-        """Names of the buffers, in update order."""
-        return list(self.buffers)
+        """Names of the buffers: the moving averages in update order, then the held values."""
+        return list(self.buffers) + self.held
+
+    @property
+    def stateful(self) -> list[str]:
+        """The operands that keep a buffer (moving averages and held values)."""
+        return list(self.buffer_of) + self.held
 
     @property
     def debiased(self) -> dict[str, float]:
@@ -86,6 +99,11 @@ class OperandLayout:
 def gradient_names(grammar: Grammar) -> list[str]:
     """The grammar's operands that are the gradient itself."""
     return [n for n, op in grammar.operands.items() if op.kind == "grad"]
+
+
+def is_stateful(operand: Operand) -> bool:
+    """Whether the operand keeps a buffer from step to step (a moving average or a held value)."""
+    return operand.kind in ("ema", "prev")
 
 
 def moving_averages(grammar: Grammar) -> list[Operand]:

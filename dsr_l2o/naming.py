@@ -155,6 +155,10 @@ class _Definitions:
         label = f"ema[{source}{beta}{'|debiased' if op.debias else ''}]"
         return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
 
+    def previous(self, op):
+        label = f"prev[{self.derived(op)}]"
+        return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
+
 
 @lru_cache(maxsize=64)
 def _definitions(grammar: Grammar, betas: bool = True) -> dict[sp.Symbol, sp.Expr]:

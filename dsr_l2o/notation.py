@@ -88,6 +88,12 @@ class _LatexDefinition:
                     rf"{name}_t = \frac{{{raw}_t}}{{1 - {beta}^{{t}}}}")
         return rf"{name}_t = {beta}\, {name}_{{t-1}} + {one_minus} \left({body}\right)"
 
+    def previous(self, op):
+        body = latex(self.grammar, op.source)
+        if not isinstance(op.source, ex.Var):
+            body = rf"\left({body}\right)"
+        return rf"{self.name}_t = {body}_{{t-1}},\quad {self.name}_1 = 0"
+
 
 class _TextDefinition:
     """The layout backend that writes one operand's definition in plain text."""
@@ -107,6 +113,9 @@ class _TextDefinition:
     def average(self, op):
         text = f"EMA of {ex.to_text(op.source)} with beta {op.beta:g}"
         return text + ", bias-corrected by 1 - beta**t" if op.debias else text
+
+    def previous(self, op):
+        return f"{ex.to_text(op.source)} at the previous step (0 at the first)"
 
 
 def operand_latex(grammar: Grammar, operand: Operand) -> str:

@@ -2,8 +2,9 @@
 
 Moving averages with the same definition share one buffer (``m`` and its debiased ``m_hat`` are
 one EMA, as in :class:`~dsr_l2o.optimizer.SymbolicOptimizer`) and are updated on the whole
-stacked tensor before anything reads them. Stateless ``expr`` operands that no EMA reads are
-evaluated per formula, on that formula's slice only.
+stacked tensor before anything reads them; held ``prev`` values are kept on the whole tensor too.
+Stateless ``expr`` operands that no buffer reads are evaluated per formula, on that formula's
+slice only.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ class BatchOperands:
         self.grammar = grammar
         self.layout = OperandLayout(grammar, names)
         self.order = self.layout.order
-        emas = list(self.layout.buffer_of)
-        full = set(emas)
-        for n in emas:
+        stateful = self.layout.stateful
+        full = set(stateful)
+        for n in stateful:
             full.update(grammar.dependencies(variables(grammar.operands[n].source)))
         self.full = [op for op in self.layout.operands() if op.name in full]
 
     def init(self, like: torch.Tensor) -> dict:
-        """Zero EMA buffers shaped like ``like``."""
+        """Zero buffers (moving averages, held values) shaped like ``like``."""
         return {key: torch.zeros_like(like) for key in self.layout.state_keys}
 
     def step(self, state: dict, grads: torch.Tensor, params: torch.Tensor, t: int) -> tuple[dict, dict]:

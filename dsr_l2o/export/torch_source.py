@@ -264,6 +264,11 @@ class _TorchPrinter:
             lines.append(f"{var} = {buffer} / (1 - {op.beta!r} ** step)" if op.debias else f"{var} = {buffer}")
         return lines
 
+    def previous(self, op):
+        var, buffer = _py_name(op.name), f'state["{op.name}"]'
+        source = self.tensor_expr(self.grammar.to_sympy(op.source))
+        return [f"{var} = {buffer}.clone()", f"{buffer}.copy_({source})"]
+
     def tensor_expr(self, e: sp.Expr) -> str:
         """An expression whose value has the parameter's shape (constants are broadcast)."""
         if e.is_number:

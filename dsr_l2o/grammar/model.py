@@ -20,7 +20,8 @@ class Operand:
 
     ``kind`` is ``grad``, ``param``, ``step`` (the step count ``t``, from 1), ``ema`` (an
     exponential moving average of ``source`` updated *before* the rule reads it, optionally
-    divided by ``1 - beta**t``) or ``expr`` (``source`` evaluated each step, no state).
+    divided by ``1 - beta**t``), ``expr`` (``source`` evaluated each step, no state) or ``prev``
+    (the value ``source`` had at the previous step, zero at the first).
     """
 
     name: str

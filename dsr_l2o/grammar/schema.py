@@ -19,7 +19,8 @@ from .custom import custom_operator
 from .model import BUILTIN_KINDS, Grammar, Operand, _nonnegative
 from .yaml_lines import YamlDocument
 
-OPERAND_KEYS = {"ema", "beta", "debias", "expr"}
+OPERAND_KEYS = {"ema", "beta", "debias", "expr", "prev"}
+SOURCE_KINDS = ("ema", "expr", "prev")
 TOP_KEYS = {"name", "description", "operands", "unary", "binary", "constants", "operators"}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
@@ -153,16 +154,18 @@ class _Builder(YamlDocument):
                 continue
             if isinstance(spec, str):
                 self.fail(path, f"unknown built-in {shorten(repr(spec))}; use one of {', '.join(BUILTIN_KINDS)} or a "
-                          f"mapping with 'ema' or 'expr'{_suggest(spec, BUILTIN_KINDS)}")
+                          f"mapping with 'ema', 'expr' or 'prev'{_suggest(spec, BUILTIN_KINDS)}")
             if not isinstance(spec, dict):
-                self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B} or {expr: EXPR}")
+                self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B}, {expr: EXPR} or {prev: EXPR}")
             for key in spec:
                 if key not in OPERAND_KEYS:
                     self.fail(path + (key,), f"unknown key; operand keys are {', '.join(sorted(OPERAND_KEYS))}"
                               f"{_suggest(key, OPERAND_KEYS)}")
-            if ("ema" in spec) == ("expr" in spec):
-                self.fail(path, "needs exactly one of 'ema' (a moving average) or 'expr' (a derived value)")
-            kind = "ema" if "ema" in spec else "expr"
+            kinds = [k for k in SOURCE_KINDS if k in spec]
+            if len(kinds) != 1:
+                self.fail(path, "needs exactly one of 'ema' (a moving average), 'expr' (a derived value) or "
+                          "'prev' (a value at the previous step)")
+            kind = kinds[0]
             text = spec[kind]
             if isinstance(text, (int, float)) and not isinstance(text, bool):
                 number = _number(text)
@@ -187,11 +190,11 @@ class _Builder(YamlDocument):
                 operands[name] = Operand(name, kind, nonnegative=kind == "step")
                 continue
             nonneg = _nonnegative(body, operands, operators)
-            if kind == "expr":
+            if kind != "ema":
                 for key in ("beta", "debias"):
                     if key in spec:
                         self.fail(path + (key,), "only applies to 'ema' operands; remove it")
-                operands[name] = Operand(name, "expr", body, nonnegative=nonneg)
+                operands[name] = Operand(name, kind, body, nonnegative=nonneg)
                 continue
             beta = _number(spec.get("beta"))
             if beta is None or not math.isfinite(beta) or not (0 < beta < 1):

@@ -138,6 +138,7 @@ class FusedStep:
         low = _Functional(program.tensor_names, scalar_index)
         self.emas = [(f"state:{key}", beta, low.lower(expand_forms(source)))
                      for key, beta, source in program.ema_sources]
+        self.held = [(f"state:{key}", low.lower(expand_forms(source))) for key, source in program.held_sources]
         self.update = low.lower(expand_forms(program.update_expr))
         self._compiled = None
 
@@ -165,7 +166,11 @@ class FusedStep:
                 new = torch.lerp(old, value, 1.0 - beta) if isinstance(value, torch.Tensor) else old * beta + value * (1.0 - beta)
                 env[name] = new
                 old.copy_(new)
-            p.copy_(w - lr * self.update(env))
+            held = [(env[name], source(env)) for name, source in self.held]
+            new = w - lr * self.update(env)
+            for old, value in held:  # written after everything read them, before the parameter
+                old.copy_(value) if isinstance(value, torch.Tensor) else old.fill_(value)
+            p.copy_(new)
 
     def compiled(self) -> Callable:
         """``run`` compiled with ``torch.compile`` (dynamic shapes, one graph, no graph breaks)."""

@@ -34,8 +34,16 @@ class EmaUpdate:
     source: Callable[[Ctx], None]
 
 
+@dataclass
+class HeldValue:
+    """``state[key] <- source`` once the step's update is computed (a ``prev`` operand's buffer)."""
+
+    key: str
+    source: Callable[[Ctx], list[torch.Tensor]]
+
+
 class Program:
-    """A formula compiled to tensor ops: EMA updates, then ``w <- w - lr * f``.
+    """A formula compiled to tensor ops: EMA updates, then ``w <- w - lr * f``, then the held values.
 
     ``state_keys`` names the buffers it needs (one per distinct moving average), ``lowered`` says
     whether the fast path was built (``False`` means the reference evaluator runs).
@@ -54,6 +62,8 @@ class Program:
         self.ema_sources = [(k, b, e) for k, b, e, _ in symbols.ema_sources]
         self.update_expr = formula.sympy.xreplace(self.subs)
         self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
+        self.held_sources = [(k, e) for k, e, _ in symbols.held_sources]
+        self.held = [HeldValue(k, self._held(e, src, lower)) for k, e, src in symbols.held_sources]
         self.update = self._update(self.update_expr, lower)
 
     # building -------------------------------------------------------------------
@@ -74,6 +84,27 @@ class Program:
                 pass
         ref = self._reference(source)
         return lambda ctx, key: _ema_term(ctx, key, beta, Term(1.0, [ref], [], True))
+
+    def _held(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
+        term = None
+        if lower:
+            try:
+                low = self._lowerer()
+                expr = low.prepare(expr)
+                if low.is_scalar(expr):
+                    s = low.scalar(expr)
+                    return lambda ctx: [torch.full_like(g, sval(s, ctx.scalars)) for g in ctx.tensors["grad"]]
+                term = Term(1.0, [low.tensor(expr)], [], True) if expr.is_Add else low.term(expr)
+            except Unsupported:
+                term = None
+        if term is None:
+            term = Term(1.0, [self._reference(source)], [], True)
+
+        def run(ctx: Ctx) -> list[torch.Tensor]:
+            out = [torch.zeros_like(g) for g in ctx.tensors["grad"]]
+            accumulate(ctx, out, term, 1.0)
+            return out
+        return run
 
     def _update(self, expr: sp.Expr, lower: bool) -> Term:
         if lower:
@@ -139,11 +170,15 @@ class Program:
             ctx.memo = {}
             ema.source(ctx, f"state:{ema.key}")
         ctx.memo = {}
+        held = [(ctx.tensors[f"state:{h.key}"], h.source(ctx)) for h in self.held]
         term = self.update
         if term.nums or term.dens:
             accumulate(ctx, params, term, -lr)
         else:
             ops.inplace("add", params, -lr * sval(term.coef, ctx.scalars))
+        for buffers, values in held:
+            for buffer, value in zip(buffers, values):
+                buffer.copy_(value)
 
 
 class _Symbols:
@@ -156,6 +191,7 @@ class _Symbols:
         self.scalar_names: dict[sp.Symbol, str] = {}
         self.subs: dict[sp.Symbol, sp.Expr] = {}
         self.ema_sources: list[tuple[str, float, sp.Expr, object]] = []
+        self.held_sources: list[tuple[str, sp.Expr, object]] = []
 
     def _bind(self, op, value):
         self.subs[self.grammar.symbol(op.name)] = value
@@ -191,6 +227,13 @@ class _Symbols:
         else:
             self._bind(op, raw)
 
+    def previous(self, op):
+        source = self.grammar.to_sympy(op.source).xreplace(self.subs)
+        self.held_sources.append((op.name, source, op.source))
+        raw = sp.Symbol(f"{op.name}#raw", nonnegative=True) if op.nonnegative else sp.Symbol(f"{op.name}#raw", real=True)
+        self.tensor_names[raw] = f"state:{op.name}"
+        self._bind(op, raw)
+
 
 class _Reference:
     """The layout backend of the reference evaluator: operand values of tensor ``i`` of a run."""
@@ -214,6 +257,9 @@ class _Reference:
     def average(self, op):
         raw = self.ctx.tensors[f"state:{self.layout.buffer_of[op.name]}"][self.i]
         return raw * self.ctx.scalars[f"c:{op.name}"] if op.debias else raw
+
+    def previous(self, op):
+        return self.ctx.tensors[f"state:{op.name}"][self.i]
 
 
 def _ema_scalar(ctx: Ctx, key: str, beta: float, value: float) -> None:

@@ -42,6 +42,10 @@ class StepBackend:
         raw = self.new_state[key]
         return raw / (1.0 - op.beta**self.t) if op.debias else raw
 
+    def previous(self, op):
+        self.new_state[op.name] = self._source(op.source)
+        return self.state[op.name]
+
     def _source(self, source):
         out = self.layout.grammar.evaluate(source, self.values)
         return out if isinstance(out, torch.Tensor) else torch.full_like(self.grad, float(out))
