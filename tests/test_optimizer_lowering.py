@@ -19,6 +19,8 @@ operands:
   m_hat: {ema: g, beta: 0.9, debias: true}
   v_hat: {ema: "g**2", beta: 0.999, debias: true}
   d: {expr: "g - m"}
+  g_prev: {prev: g}
+  e: {prev: "d * w"}
 operators:
   softsign: {args: [x], expr: "x / (1 + abs(x))"}
 """
@@ -47,6 +49,7 @@ FORMULAS = [
     "m_hat / (sqrt(v_hat) + 1e-8)",
     "m_hat / sqrt(v_hat)",
     "softsign(g) + softsign(d) * sign(d)",
+    "(g - g_prev) * sign(e) + sqrt(e)",
     "g * t / (1 + t) + exp(neg(t)) * w",
     "pow(t, 0.5) + log(t) * g - sign(g - t) * max(g, t)",
     "sign(g) * sign(g) + g * g * g / (v + 1) + sign(g)",
@@ -89,6 +92,9 @@ class ReferenceEnv:
     def average(self, op):
         raw = self.state[self.program.state_of[op.name]][self.i]
         return raw / (1 - op.beta**self.t) if op.debias else raw
+
+    def previous(self, op):
+        return self.state[op.name][self.i]
 
 
 def reference_env(program, params, grads, state, t, i):
@@ -139,7 +145,7 @@ def test_reference_fallback_program_agrees(formula, grammar):
 
 
 @pytest.mark.parametrize("formula", ["m_hat / (sqrt(v_hat) + 1e-8)", "sign(m + 0.1*g) + 0.01*w/t",
-                                     "log(g) * tanh(d) + softsign(v)", "g / m"])
+                                     "log(g) * tanh(d) + softsign(v)", "g / m", "g_prev - e * m"])
 def test_foreach_and_per_tensor_optimizers_agree(formula, grammar):
     gen = torch.Generator().manual_seed(2)
     shapes = [(64, 32), (32,), (10, 3, 3)]
