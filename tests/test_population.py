@@ -96,7 +96,7 @@ def test_more_seeds_separate_a_lead_that_holds_in_every_seed():
     assert not _within_errors([float("inf")] + [0.0] * 5)
 
 
-def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_meta_training():
+def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_evidence():
     from dsr_l2o.evaluation import EvalProtocol
     from dsr_l2o.formula import parse_formula
     from dsr_l2o.search.select import Candidate, Scorer, _task_differences, _task_tied, decide
@@ -117,5 +117,30 @@ def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_meta_training
     for rates in ({"a": -1.0, "b": 1.0}, {"a": 1.0, "b": -1.0}):
         pair = [Candidate(parse_formula(t, twins), t, None) for t in ("a", "b")]
         scorer.score_many(pair)
-        chosen, _ = decide(pair, scorer, lambda text: None, lambda c: rates[c.formula.text])
+        chosen, _ = decide(pair, scorer, lambda text: None, lambda cs: [rates[c.formula.text] for c in cs])
         assert chosen.formula.text == max(rates, key=rates.get)
+
+
+def test_ties_are_decided_on_the_same_training_family_tasks_in_every_seed():
+    from dsr_l2o.evaluation import EvalProtocol
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.meta_train import episode_seed
+    from dsr_l2o.search.run import TIE_EPISODE_OFFSET, _tie_evidence
+    from dsr_l2o.search.select import Candidate
+
+    protocol = EvalProtocol(lrs=(0.01, 0.1, 0.5), seeds=(0,), steps=20, extend_edges=0)
+    pair = ["m_hat", "g"]
+    values, logs = [], []
+    for seed in (0, 3):
+        settings = load_config(None, tasks="quadratics", tie_tasks=3, seed=seed)
+        evidence = _tie_evidence(settings, protocol, logs.append, None)
+        values.append(evidence([Candidate(parse_formula(t), t, None) for t in pair]))
+    assert values[0] == values[1] and all(v is not None for v in values[0]) and values[0][0] != values[0][1]
+    assert logs[0] == "deciding a tie on 3 tasks drawn from quadratics"
+    family = get_family("quadratics")
+    tie = {family.sample(episode_seed(0, TIE_EPISODE_OFFSET + i)).name for i in range(3)}
+    met = {family.sample(episode_seed(s, e)).name for s in (0, 3) for e in range(60)}
+    assert not tie & met
+    hall = HallOfFame()
+    assert _tie_evidence(load_config(None, tie_tasks=0), protocol, logs.append, hall)(
+        [Candidate(parse_formula(t), t, None) for t in pair]) == [None, None]

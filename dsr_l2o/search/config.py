@@ -73,6 +73,7 @@ class SearchConfig:
     device: str = _default("device")
     checkpoint_every: int = _default("checkpoint_every")
     top_k: int = _default("top_k")
+    tie_tasks: int = _default("tie_tasks")
     eval_lrs: list[float] | None = _default("eval_lrs")
     eval_seeds: list[int] = _default("eval_seeds")
     eval_steps: int | None = _default("eval_steps")
@@ -105,8 +106,8 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             bad(key, f"must be a whole number >= 1, got {value!r}")
-    for key in ("recompute_segment", "meta_batch"):
-        value, low = getattr(config, key), 0 if key == "recompute_segment" else 1
+    for key in ("recompute_segment", "meta_batch", "tie_tasks"):
+        value, low = getattr(config, key), 1 if key == "meta_batch" else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             bad(key, f"must be a whole number >= {low}, got {value!r}")
     if isinstance(config.dist_timeout, bool) or not isinstance(config.dist_timeout, (int, float)) \

@@ -225,7 +225,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
         candidates += grown
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
-    best, scorer = decide(usable, scorer, log, None if hall is None else _hall_evidence(hall))
+    best, scorer = decide(usable, scorer, log, _tie_evidence(settings, protocol, log, hall))
     best = snap_constants(best, scorer, simplify, log)
     validation_record = Validation(
         [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,
@@ -234,11 +234,45 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
                         relaxation_argmax=raw.text, stage=best.stage, grow=grown_info, validation=validation_record)
 
 
+TIE_EPISODE_OFFSET = 30_000
+"""Tie tasks are the training family's draws at these episodes of seed 0, whatever the search's
+seed (the same tasks in every run, and not the tasks meta-training or the grow stage met)."""
+
+
+def _tie_evidence(settings, protocol, log, hall):
+    """What decides a tie between equally simple finalists: minus their mean log(score / tuned
+    Adam's) on ``settings.tie_tasks`` tasks drawn from the training family, under the validation
+    protocol with the tie seeds (scored only when a tie needs them); with ``tie_tasks: 0``,
+    meta-training's hall of fame, else nothing."""
+    if not settings.tie_tasks:
+        return None if hall is None else _hall_evidence(hall)
+    from dataclasses import replace
+
+    from ..tasks import get_family
+    from .meta_train import episode_seed
+    from .select import TIE_SEEDS, Candidate, Scorer
+
+    def evidence(candidates):
+        family = get_family(settings.tasks)
+        drawn = [family.sample(episode_seed(0, TIE_EPISODE_OFFSET + i)) for i in range(settings.tie_tasks)]
+        tasks = list({t.name: t for t in drawn}.values())
+        log(f"deciding a tie on {len(tasks)} tasks drawn from {settings.tasks}")
+        scorer = Scorer(tasks, replace(protocol, seeds=TIE_SEEDS), log)
+        scored = scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob) for c in candidates])
+        means = [sum(c.seed_logs) / len(c.seed_logs) for c in scored]
+        return [-m if math.isfinite(m) else None for m in means]
+
+    return evidence
+
+
 def _hall_evidence(hall):
     """A candidate's mean advantage in meta-training (its sampled text, else its simplified one)."""
-    def evidence(candidate):
+    def one(candidate):
         found = hall.advantage(candidate.raw_text)
         return found if found is not None else hall.advantage(candidate.formula.text)
+
+    def evidence(candidates):
+        return [one(c) for c in candidates]
 
     return evidence
 

@@ -110,8 +110,8 @@ SEPARATION = 2.0
 NEGLIGIBLE = math.log(1.01)
 """A lead under 1% in geometric mean is a tie however consistent it is (rounding-sized)."""
 
-Evidence = Callable[["Candidate"], "float | None"]
-"""What meta-training says of a candidate (higher is better; None: nothing), for ties."""
+Evidence = Callable[[list["Candidate"]], list["float | None"]]
+"""What other tasks say of each candidate (higher is better; None: nothing), for ties."""
 
 
 def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None],
@@ -124,9 +124,11 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
     their per-task differences and the leader wins too few tasks for a sign test (the validation
     tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead).
     Finalists tied by seed noise alone are re-scored with :data:`MORE_SEEDS`, where the seed
-    criterion becomes :data:`SEPARATION` standard errors of the paired per-seed differences. Of those still tied the simplest formula wins, then the one
-    meta-training rates higher (``evidence``: many more tasks than validation has), then the better
-    mean. Returns the choice and the scorer its scores come from."""
+    criterion becomes :data:`SEPARATION` standard errors of the paired per-seed differences. Of
+    those still tied the simplest formula wins; between equally simple ones, the one ``evidence``
+    rates higher (more tasks than validation has: the search passes scores on tasks drawn from the
+    training family), then the better mean. ``evidence`` is only called for such a tie. Returns
+    the choice and the scorer its scores come from."""
     best = min(usable, key=lambda c: c.ratio)
     finalists = [c for c in usable if c.ratio <= best.ratio * FINALIST_MARGIN]
     if len(finalists) == 1:
@@ -144,12 +146,20 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
             + f"; tied: {', '.join(c.formula.text for c in finalists)}")
         if all(c is leader or by_task[id(c)] for c in finalists):
             break
-    rated = {id(c): evidence(c) if evidence else None for c in finalists}
+    smallest = min(c.formula.size for c in finalists)
+    simplest = [c for c in finalists if c.formula.size == smallest]
+    values = evidence(simplest) if evidence and len(simplest) > 1 else [None] * len(simplest)
+    rated = {id(c): value for c, value in zip(simplest, values)}
     rating = {key: -math.inf if value is None else value for key, value in rated.items()}
-    chosen = min(finalists, key=lambda c: (c.formula.size, -rating[id(c)], _mean(c.seed_logs), c.formula.text))
-    shown = rated[id(chosen)] is not None and len(finalists) > 1
-    log(f"chosen: {chosen.formula.text}" + (f" (meta-training rates it {rated[id(chosen)]:+.3f})" if shown else ""))
+    chosen = min(simplest, key=lambda c: (-rating[id(c)], _mean(c.seed_logs), c.formula.text))
+    if rated[id(chosen)] is not None:
+        log("tie evidence: " + ", ".join(f"{c.formula.text} {_shown(rated[id(c)])}" for c in simplest))
+    log(f"chosen: {chosen.formula.text}")
     return chosen, scorer
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
 
 
 def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...], log) -> tuple["Scorer", list[Candidate]]:
