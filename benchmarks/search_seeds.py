@@ -49,7 +49,9 @@ def run_seed(seed: int, runs: Path, grammar: str | None = None) -> dict:
     set_aside = {f: r for f, r in ratios.items() if f != data["formula"] and r <= lowest * FINALIST_MARGIN}
     hall = _hall(out)
     rated = {f: hall.advantage(f) for f in [data["formula"], *set_aside]}
+    reselected = runs / f"seed{seed}.reselect_seconds"
     return {"seed": seed, "formula": data["formula"], "stage": data["stage"], "lr": data["lr"],
+            "reselect_seconds": float(reselected.read_text()) if reselected.is_file() else None,
             "argmax": data.get("relaxation_argmax"), "validation_ratio": data["validation"]["score_ratio_to_adam"],
             "naming": _naming_text(naming), "seconds": float(timing.read_text()) if timing.is_file() else None,
             "set_aside": set_aside, "meta_training_rating": rated,
@@ -74,6 +76,30 @@ def _naming_text(naming: dict) -> str:
     if rule.equal_to:
         return f"equal to {rule.name}"
     return f"closest to {rule.name} (r = {rule.correlation:.2f})"
+
+
+def tie_ratings(formulas: dict[str, str]) -> dict[str, float | None]:
+    """Each formula's tie evidence (the selection's ``tie_tasks`` scoring; formulas of one grammar
+    batched), as the selection computes it for a tie."""
+    from dsr_l2o.evaluation import EvalProtocol
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.config import load_config
+    from dsr_l2o.search.run import _tie_evidence
+    from dsr_l2o.search.select import Candidate
+    from dsr_l2o.threads import single_thread
+
+    settings = load_config(None)
+    evidence = _tie_evidence(settings, EvalProtocol(seeds=tuple(settings.eval_seeds)), lambda text: None, None)
+    by_grammar: dict[str, list[str]] = {}
+    for text, grammar in formulas.items():
+        by_grammar.setdefault(Path(grammar).read_text(), []).append(text)
+    out = {}
+    with single_thread(True):
+        for texts in by_grammar.values():
+            grammar = formulas[texts[0]]
+            values = evidence([Candidate(parse_formula(t, Path(grammar)), t, None) for t in texts])
+            out.update(zip(texts, values))
+    return out
 
 
 def _rating(value) -> str:
@@ -120,6 +146,7 @@ def main(argv=None) -> int:
     for r in rows:
         formulas.update({f: r["grammar"] for f in r["set_aside"] if f not in formulas})
     chosen = list(dict.fromkeys(r["formula"] for r in rows))
+    tie_rated = tie_ratings(formulas) if any(r["set_aside"] for r in rows) else {}
     results = test_results(formulas)
     stored = json.loads(args.baselines.read_text())["results"]
     baselines = {t: {n: TuneResult.from_json(r) for n, r in stored[t].items()} for t in SUITE_TEST}
@@ -152,7 +179,12 @@ def main(argv=None) -> int:
              + (f" (grammar `{args.grammar}`)" if args.grammar else ""), "",
              f"Written by `python benchmarks/search_seeds.py {command}`; do not edit by hand. "
              f"{dt.date.today()}, {cpu_name()}, {time.perf_counter() - started:.0f} s in all "
-             "(searches reused from `--runs` are not re-timed).", "",
+             "(searches reused from `--runs` are not re-timed).", ""]
+    if any(r["reselect_seconds"] for r in rows):
+        lines += ["These runs' meta-training comes from an earlier version; only their selection was rerun (the run "
+                  "directory resumed without its result), so `search seconds` is the earlier run's and `selection "
+                  "rerun` the new selection's, with its resume.", ""]
+    lines += [
              "Each seed runs `dsr-l2o search" + (f" {args.grammar}" if args.grammar else "")
              + " --seed K` with the defaults of `searches/default.yaml`. The test "
              f"tasks ({', '.join(SUITE_TEST)}) are never seen by meta-training or selection. Fair protocol: 16 lrs "
@@ -163,28 +195,34 @@ def main(argv=None) -> int:
              f"**The formula beats tuned Adam in test geometric mean in {n_beat} of {len(rows)} seeds.** "
              f"Tuned Adam's own geometric mean / the per-task best baseline is {adam_to_best:.3g}.", "",
              "| seed | formula | naming | stage | validation / Adam | test / Adam | test / per-task best | "
-             "rank among the baselines | beats SGD and momentum | search seconds |",
-             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "rank among the baselines | beats SGD and momentum | search seconds |"
+             + (" selection rerun |" if any(r["reselect_seconds"] for r in rows) else ""),
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if any(r["reselect_seconds"] for r in rows) else "")]
     for r in rows:
         s = summary[r["formula"]]
         seconds = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
+        rerun = f" {r['reselect_seconds']:.0f} |" if r["reselect_seconds"] else ""
         lines.append(f"| {r['seed']} | `{r['formula']}` | {r['naming']} | {r['stage']} | {r['validation_ratio']:.3f} | "
                      f"{s['to_adam']:.3f} | {s['to_best']:.3g} | {s['rank']} of {len(baseline_geo) + 1} | "
-                     f"{len(s['beats_sgd_and_momentum'])}/{len(SUITE_TEST)} | {seconds} |")
+                     f"{len(s['beats_sgd_and_momentum'])}/{len(SUITE_TEST)} | {seconds} |{rerun}")
     aside = [(r["seed"], f, v) for r in rows for f, v in r["set_aside"].items()]
     if aside:
         lines += ["", "Finalists the selection set aside (within 25% of the best one-seed validation ratio, then tied by "
-                  "the rule of `docs/search.md` and decided by simplicity or meta-training), on the same test tasks:", "",
-                  "| seed | set aside | one-seed validation / Adam | test / Adam | meta-training's rating | "
-                  "chosen instead | its test / Adam | its rating |",
-                  "|---:|---|---:|---:|---:|---|---:|---:|"]
+                  "the rule of `docs/search.md` and decided by simplicity or the tie tasks), on the same test tasks:", "",
+                  "| seed | set aside | one-seed validation / Adam | test / Adam | tie-task rating | meta-training's rating | "
+                  "chosen instead | its test / Adam | its tie-task rating | its meta-training rating |",
+                  "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]
         by_seed = {r["seed"]: r for r in rows}
         for seed, f, v in aside:
             picked, rating = by_seed[seed]["formula"], by_seed[seed]["meta_training_rating"]
-            lines.append(f"| {seed} | `{f}` | {v:.3f} | {summary[f]['to_adam']:.3f} | {_rating(rating[f])} | "
-                         f"`{picked}` | {summary[picked]['to_adam']:.3f} | {_rating(rating[picked])} |")
-        lines += ["", "Meta-training's rating is the hall of fame's shrunk mean advantage over the population each "
-                  "formula was drawn with (`-` for a formula it never drew); the tie rule defers to it."]
+            lines.append(f"| {seed} | `{f}` | {v:.3f} | {summary[f]['to_adam']:.3f} | {_rating(tie_rated.get(f))} | "
+                         f"{_rating(rating[f])} | `{picked}` | {summary[picked]['to_adam']:.3f} | "
+                         f"{_rating(tie_rated.get(picked))} | {_rating(rating[picked])} |")
+        lines += ["", "The tie-task rating is minus the mean log(score / tuned Adam's) on the 20 tasks drawn from the "
+                  "training family that decide ties between equally simple finalists (the same tasks in every seed; "
+                  "higher is better); the selection defers to it. Meta-training's rating, the hall of fame's shrunk "
+                  "mean advantage over the population each formula was drawn with (`-` for a formula it never drew), "
+                  "is shown for comparison: it decided such ties before, and it flips between seeds."]
     shown = chosen + [f for f in formulas if f not in chosen]
     lines += ["", "Per test task: the formula's tuned score / tuned Adam's (/ the per-task best baseline, which is named):",
               "", "| task | best baseline | " + " | ".join(f"`{t}`" for t in shown) + " | SGD | momentum |",
@@ -199,7 +237,7 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {value:.3g} |")
     stem = "search_seeds" + (f"_{args.name}" if args.name else "")
     (HERE / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (HERE / f"{stem}.json").write_text(json.dumps({"seeds": rows, "formulas": summary,
+    (HERE / f"{stem}.json").write_text(json.dumps({"seeds": rows, "formulas": summary, "tie_ratings": tie_rated,
                                                         "baselines_to_best": baseline_geo,
                                                         "adam_to_best": adam_to_best}, indent=1) + "\n")
     print("\n".join(lines))

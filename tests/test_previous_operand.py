@@ -154,3 +154,20 @@ def test_bad_prev_operands_get_one_line(operands, message):
     with pytest.raises(GrammarError, match=message) as err:
         load_grammar(f"name: bad\noperands:\n{operands}")
     assert "\n" not in str(err.value)
+
+
+def test_the_corrected_grammar_clips_the_corrected_gradient():
+    from dsr_l2o.layout import OperandLayout
+
+    grammar = load_grammar("corrected")
+    layout = OperandLayout(grammar, ["k_tilde"])
+    assert layout.state_keys == ["k_hat", "ku_hat", "g_prev"]
+    p = torch.zeros(3, requires_grad=True)
+    opt = SymbolicOptimizer([p], "k_hat", lr=1.0, grammar=grammar)
+    for g in ([10.0, 0.5, -0.2], [10.0, 0.5, 0.2]):
+        p.grad = torch.tensor(g)
+        opt.step()
+    c = [10.0, 0.5, 0.2 + 0.225 * 0.4]  # g + 0.225 (g - g_prev) at the second step
+    k1, k2 = torch.tensor([1.0, 0.5 * 1.225, -0.2 * 1.225]), torch.tensor([min(1.0, x) for x in c])
+    k_hat = (0.9 * 0.1 * k1 + 0.1 * k2) / (1 - 0.9**2)
+    torch.testing.assert_close(p.detach(), -(k1 + k_hat))
