@@ -70,35 +70,30 @@ class Program:
     def _lowerer(self) -> Lowerer:
         return Lowerer(self.tensor_names, self.scalar_names)
 
-    def _ema(self, beta: float, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], None]:
+    def _source(self, expr: sp.Expr, source, lower: bool) -> tuple[object, Term | None]:
+        """A buffer's source: ``(scalar, None)`` when it is a per-step scalar, else ``(None, term)``
+        (the reference evaluator's term where the lowering does not know a construct)."""
         if lower:
             try:
                 low = self._lowerer()
                 expr = low.prepare(expr)
                 if low.is_scalar(expr):
-                    s = low.scalar(expr)
-                    return lambda ctx, key: _ema_scalar(ctx, key, beta, sval(s, ctx.scalars))
-                term = low.term(expr) if not expr.is_Add else Term(1.0, [low.tensor(expr)], [], True)
-                return lambda ctx, key: _ema_term(ctx, key, beta, term)
+                    return low.scalar(expr), None
+                return None, low.term(expr) if not expr.is_Add else Term(1.0, [low.tensor(expr)], [], True)
             except Unsupported:
                 pass
-        ref = self._reference(source)
-        return lambda ctx, key: _ema_term(ctx, key, beta, Term(1.0, [ref], [], True))
+        return None, Term(1.0, [self._reference(source)], [], True)
+
+    def _ema(self, beta: float, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], None]:
+        s, term = self._source(expr, source, lower)
+        if term is None:
+            return lambda ctx, key: _ema_scalar(ctx, key, beta, sval(s, ctx.scalars))
+        return lambda ctx, key: _ema_term(ctx, key, beta, term)
 
     def _held(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
-        term = None
-        if lower:
-            try:
-                low = self._lowerer()
-                expr = low.prepare(expr)
-                if low.is_scalar(expr):
-                    s = low.scalar(expr)
-                    return lambda ctx: [torch.full_like(g, sval(s, ctx.scalars)) for g in ctx.tensors["grad"]]
-                term = Term(1.0, [low.tensor(expr)], [], True) if expr.is_Add else low.term(expr)
-            except Unsupported:
-                term = None
+        s, term = self._source(expr, source, lower)
         if term is None:
-            term = Term(1.0, [self._reference(source)], [], True)
+            return lambda ctx: [torch.full_like(g, sval(s, ctx.scalars)) for g in ctx.tensors["grad"]]
 
         def run(ctx: Ctx) -> list[torch.Tensor]:
             out = [torch.zeros_like(g) for g in ctx.tensors["grad"]]
