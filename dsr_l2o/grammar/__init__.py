@@ -8,6 +8,7 @@ with PyYAML's safe loader only, validated key by key, and every mistake is repor
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import GrammarError
@@ -73,7 +74,7 @@ def _looks_like_yaml_text(text: str) -> bool:
 
 def grammar_from_text(text: str, origin: str | Path) -> Grammar:
     """Load grammar YAML ``text`` as if read from the file ``origin`` (its name and messages use it)."""
-    return _Builder(text, str(origin)).load()
+    return _parsed(text, str(origin))
 
 
 def load_grammar(path_or_text: str | Path | Grammar | None = None) -> Grammar:
@@ -90,8 +91,15 @@ def load_grammar(path_or_text: str | Path | Grammar | None = None) -> Grammar:
         if len(path_or_text.encode("utf-8", errors="replace")) > MAX_GRAMMAR_BYTES:
             raise GrammarError(f"<text>:1: (document): grammar text is larger than {MAX_GRAMMAR_BYTES // 1000} kB; "
                                "a grammar is a few lines")
-        return _Builder(path_or_text, "<text>").load()
+        return _parsed(path_or_text, "<text>")
     if not isinstance(path_or_text, (str, Path)):
         raise GrammarError(f"a grammar must be a path, YAML text or a Grammar, not {type(path_or_text).__name__}")
     path = grammar_path(path_or_text)
-    return _Builder(_read_grammar_file(path), str(path)).load()
+    return _parsed(_read_grammar_file(path), str(path))
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str, origin: str) -> Grammar:
+    """The grammar of YAML ``text`` from ``origin``; the same text is parsed and checked once (a
+    :class:`Grammar` is never changed after it is built)."""
+    return _Builder(text, origin).load()

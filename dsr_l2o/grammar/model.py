@@ -32,7 +32,7 @@ class Operand:
     nonnegative: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, frozen=True)
 class Grammar:
     """A parsed, validated grammar. Operands are in dependency order.
 
