@@ -3,7 +3,9 @@
 Runs the command as a user would (a fresh process, into a temporary directory), then compares the
 fresh result.json with the committed `searches/default/result.json` (formula, lr, candidates,
 validation scores). Its quality on the test tasks is in search_seeds.md (seed 0 is this run).
-Writes default_search.md beside this file. Usage: python benchmarks/default_search.py [--device cpu]
+Writes default_search.md beside this file. With ``--keep DIR`` the fresh run directory is kept
+there afterwards (``--keep searches/default`` regenerates the committed one from this run).
+Usage: python benchmarks/default_search.py [--device cpu] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the fresh run directory here (replacing it)")
     args = parser.parse_args()
     extra = ["--device", args.device] if args.device else []
     load_before = os.getloadavg()[0]
@@ -38,7 +41,12 @@ def main() -> None:
                        check=True, cwd=REPO)
         seconds = time.perf_counter() - started
         fresh = json.loads(Path(f"{tmp}/run/result.json").read_text())
-    committed = json.loads((REPO / "searches/default/result.json").read_text())
+        committed = json.loads((REPO / "searches/default/result.json").read_text())
+        if args.keep is not None:
+            import shutil
+
+            shutil.rmtree(args.keep, ignore_errors=True)
+            shutil.copytree(f"{tmp}/run", args.keep)
     same = {k: fresh[k] == committed[k] for k in ("formula", "lr", "candidates", "validation")}
     lines = [
         "# Default search: time and reproduction", "",
@@ -47,9 +55,10 @@ def main() -> None:
         f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}).", "",
         f"- `dsr-l2o search` with no arguments (device {fresh.get('device')}): **{seconds / 60:.1f} minutes** "
         "wall clock, all phases included (meta-training "
-        f"{fresh['metrics']['seconds']:.0f} s, then the candidates on the validation tasks).",
+        f"{fresh['metrics']['seconds']:.0f} s, then the candidates on the validation tasks, "
+        f"workers: {fresh['config'].get('workers', 1)}).",
         f"- Formula **`{fresh['formula']}`** (stage `{fresh['stage']}`), lr {fresh['lr']}.",
-        "- It reproduces the committed `searches/default/result.json`: "
+        "- It reproduces the `searches/default/result.json` committed before this run: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()) + ".",
     ]
     out = Path(__file__).with_suffix(".md")

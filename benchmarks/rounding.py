@@ -1,7 +1,8 @@
 """The default search on "another CPU": the same seeds with other floating-point kernels.
 
     python benchmarks/rounding.py [--seeds 5] [--jobs 2] [--runs runs/rounding]
-                                  [--reference benchmarks/search_seeds.json]
+                                  [--reference benchmarks/search_seeds.json] [--native-runs runs/search_seeds]
+                                  [--grammar grammars/corrected.yaml --name corrected]
 
 A machine with another CPU rounds differently because torch picks other kernels for it. This
 script makes this machine do the same: each search runs in a child process with
@@ -11,7 +12,8 @@ script makes this machine do the same: each search runs in a child process with
 rounding really changes: tuned Adam's score on ``val_cnn`` in both settings. Each seed's formula,
 lr and validation ratio are then set beside those of the native runs in
 ``benchmarks/search_seeds.json`` (``search_seeds.py``, same code, same seeds). A finished run in
-``--runs`` is reused. Writes rounding.md/.json beside this file.
+``--runs`` is reused. Writes rounding.md/.json beside this file (``rounding_NAME.md/.json`` with
+``--name``, for the searches of ``search_seeds.py --grammar G --name NAME``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def probe(emulated: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_seed(seed: int, runs: Path) -> dict:
+def run_seed(seed: int, runs: Path, grammar: str | None = None) -> dict:
     """``dsr-l2o search --seed SEED`` with the emulated kernels (reused when it has finished)."""
     out, timing = runs / f"seed{seed}", runs / f"seed{seed}.seconds"
     if not (out / "result.json").is_file():
@@ -61,7 +63,8 @@ def run_seed(seed: int, runs: Path) -> dict:
 
             shutil.rmtree(out)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dsr_l2o.cli", "search", "--seed", str(seed), "--out", str(out), "--quiet"],
+        subprocess.run([sys.executable, "-m", "dsr_l2o.cli", "search", *([grammar] if grammar else []), "--seed",
+                        str(seed), "--out", str(out), "--quiet"],
                        env=_env(True), check=True, stdout=subprocess.DEVNULL)
         timing.write_text(f"{time.perf_counter() - start:.1f}")
     data = json.loads((out / "result.json").read_text())
@@ -70,6 +73,13 @@ def run_seed(seed: int, runs: Path) -> dict:
     return {"seed": seed, "formula": data["formula"], "stage": data["stage"], "lr": data["lr"],
             "argmax": data.get("relaxation_argmax"), "validation_ratio": data["validation"]["score_ratio_to_adam"],
             "candidates": ratios, "best_lrs": lrs, "seconds": float(timing.read_text())}
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
 
 
 def _moved(row: dict) -> str:
@@ -84,6 +94,8 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/rounding"))
     parser.add_argument("--reference", type=Path, default=HERE / "search_seeds.json")
+    parser.add_argument("--grammar", default=None, help="grammar of the searches [default: the default grammar]")
+    parser.add_argument("--name", default=None, help="suffix of the output files")
     parser.add_argument("--native-runs", type=Path, default=Path("runs/search_seeds"),
                         help="the native runs of search_seeds.py, for each task's best lr (optional)")
     args = parser.parse_args(argv)
@@ -95,7 +107,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     probes = {"native": probe(False), "emulated": probe(True)}
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda s: run_seed(s, args.runs), range(args.seeds)))
+        rows = list(pool.map(lambda s: run_seed(s, args.runs, args.grammar), range(args.seeds)))
     for row in rows:
         native = reference.get(row["seed"], {})
         row["native"] = {k: native.get(k) for k in ("formula", "lr", "validation_ratio", "argmax")}
@@ -106,16 +118,18 @@ def main(argv=None) -> None:
             native_lrs = json.loads(native_result.read_text())["validation"]["best_lrs"]
             row["lr_moved"] = {t: [native_lrs.get(t), lr] for t, lr in row["best_lrs"].items() if native_lrs.get(t) != lr}
     seconds = time.perf_counter() - start
-    (HERE / "rounding.json").write_text(json.dumps({"emulated": EMULATED, "probes": probes, "seeds": rows}, indent=1) + "\n")
+    stem = f"rounding_{args.name}" if args.name else "rounding"
+    (HERE / f"{stem}.json").write_text(json.dumps({"emulated": EMULATED, "grammar": args.grammar, "probes": probes,
+                                                   "seeds": rows}, indent=1) + "\n")
     same = sum(r["same_formula"] for r in rows)
     relative = abs(probes["emulated"]["score"] - probes["native"]["score"]) / abs(probes["native"]["score"])
     lines = [
-        "# The default search on another CPU's rounding", "",
-        f"Written by `python benchmarks/rounding.py --seeds {args.seeds}`; do not edit by hand. "
+        "# The default search on another CPU's rounding" + (f", grammar `{args.grammar}`" if args.grammar else ""), "",
+        f"Written by `python benchmarks/rounding.py {' '.join(sys.argv[1:]) or '--seeds 5'}`; do not edit by hand. "
         f"{dt.date.today()}, {cpu_name()}, {seconds:.0f} s in all (finished runs in `--runs` are reused and not re-timed).", "",
         "Each search runs with " + ", ".join(f"`{k}={v}`" for k, v in EMULATED.items()) + ": torch's scalar kernels, "
         "and MKL's and oneDNN's code paths for an old CPU, as another machine would pick other kernels. "
-        "The native runs are those of `benchmarks/search_seeds.json` (same code, same seeds, "
+        f"The native runs are those of `{_shown(args.reference)}` (same code, same seeds, "
         f"torch's {probes['native']['capability']} kernels).", "",
         f"The rounding does change: tuned Adam on `val_cnn` (seed 0) scores {probes['native']['score']!r} natively and "
         f"{probes['emulated']['score']!r} emulated ({probes['emulated']['capability']} kernels), a relative difference of "
@@ -134,7 +148,7 @@ def main(argv=None) -> None:
     for r in rows:
         shown = ", ".join(f"`{f}` {v:.3g}" for f, v in sorted(r["candidates"].items(), key=lambda kv: kv[1]))
         lines.append(f"- seed {r['seed']}: {shown}")
-    (HERE / "rounding.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -12,5 +12,6 @@ constants: []
 
 TINY_SEARCH = dict(tasks="quadratics+logreg", validation_tasks=["quadratic_wellcond"], meta_steps=8,
                    unroll=5, horizon=10, top_k=2, eval_seeds=[0], checkpoint_every=2, device="cpu",
-                   population=4, population_lrs=[1e-2, 1e-1])
-"""A search of seconds: eight meta-steps of four formulas at two lrs, one validation task."""
+                   population=4, population_lrs=[1e-2, 1e-1], workers=1)
+"""A search of seconds: eight meta-steps of four formulas at two lrs, one validation task, in one
+process (forking workers costs more than such tiny jobs; tests/test_workers.py runs them)."""

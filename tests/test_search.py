@@ -63,7 +63,7 @@ def _search_in_a_child(*args) -> multiprocessing.Process:
     """``dsr-l2o search ARGS`` in a forked child process (it inherits this process's imports)."""
     from dsr_l2o.cli import main
 
-    child = multiprocessing.get_context("fork").Process(target=main, args=(["search", *args],), daemon=True)
+    child = multiprocessing.get_context("fork").Process(target=main, args=(["search", *args],))
     child.start()
     return child
 

@@ -17,6 +17,8 @@ import click
 @click.option("--meta-batch", type=int, help="Tasks per meta-step, their meta-gradients averaged (split over --nproc).")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="Meta-train in N local processes with torch.distributed (docs/scaling.md).")
+@click.option("--workers", help="Processes that tune the candidates, a task each: auto (one per CPU core) or N "
+                                "[default: auto]; the result does not depend on it.")
 @click.option("--grow/--no-grow", default=None,
               help="Try one-term corrections of the best candidate [default: on, from searches/default.yaml].")
 @click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
@@ -24,7 +26,7 @@ import click
 @click.option("--resume", is_flag=True, help="Continue the search checkpointed in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, meta_batch, nproc,
-           grow, out, resume, quiet):
+           workers, grow, out, resume, quiet):
     """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
 
     Meta-trains a relaxed expression over the grammar on the task family, reads off candidate
@@ -34,7 +36,8 @@ def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth
     validation = [t.strip() for t in validation_tasks.split(",") if t.strip()] if validation_tasks else None
     kwargs = dict(grammar_yaml=grammar_yaml, config_file=config_file, out=out, resume=resume, quiet=quiet,
                   tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth, seed=seed,
-                  device=device, meta_batch=meta_batch, grow=grow)
+                  device=device, meta_batch=meta_batch, grow=grow,
+                  workers=int(workers) if workers and workers.strip().isdigit() else workers)
     if nproc != 1:
         from ..search.launch import launch
 

@@ -22,7 +22,7 @@ from ..errors import ConfigError, ResultError, shorten
 from .config import SearchConfig, _read, load_config
 
 MAX_CHECKPOINT_BYTES = 100_000_000
-CHANGEABLE = {"device", "dist_timeout", "recompute_segment"}
+CHANGEABLE = {"device", "dist_timeout", "recompute_segment", "workers"}
 """Settings a resume may change freely (they do not change the result); ``meta_steps`` may only grow."""
 _META_KEYS = ("meta_step", "episode", "skipped", "seconds")
 

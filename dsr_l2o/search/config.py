@@ -74,6 +74,7 @@ class SearchConfig:
     checkpoint_every: int = _default("checkpoint_every")
     top_k: int = _default("top_k")
     tie_tasks: int = _default("tie_tasks")
+    workers: int | str = _default("workers")
     eval_lrs: list[float] | None = _default("eval_lrs")
     eval_seeds: list[int] = _default("eval_seeds")
     eval_steps: int | None = _default("eval_steps")
@@ -113,6 +114,9 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
     if isinstance(config.dist_timeout, bool) or not isinstance(config.dist_timeout, (int, float)) \
             or not config.dist_timeout > 0:
         bad("dist_timeout", f"must be a positive number of seconds, got {config.dist_timeout!r}")
+    if config.workers != "auto" and (isinstance(config.workers, bool) or not isinstance(config.workers, int)
+                                     or config.workers < 1):
+        bad("workers", f"must be auto or a whole number >= 1, got {config.workers!r}")
     if config.depth > 4:
         bad("depth", "at most 4 (a depth-4 tree already has 15 mixed nodes)")
     if config.horizon % config.unroll:

@@ -22,6 +22,7 @@ from ..errors import ConfigError, DsrError, SearchInterrupted
 from ..grammar import default_grammar_path, grammar_from_text, load_grammar
 from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_text, resumed_settings, truncate_metrics
 from ..threads import single_thread
+from ..workers import resolve_workers
 from . import distributed
 from .config import SearchConfig, load_config
 from .discretize import argmax_choice, set_choice, to_expr, top_k
@@ -211,7 +212,8 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
     protocol = EvalProtocol(**grid, seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
     log = lambda text: report("phase", text)  # noqa: E731
     log(f"scoring {len(candidates)} candidates on {len(validation)} validation tasks (tuned Adam = 1.0)")
-    scorer = Scorer(validation, protocol, log)
+    workers = resolve_workers(settings.workers, device, distributed.world())
+    scorer = Scorer(validation, protocol, log, workers)
     usable = _score_all(candidates, scorer, log)
     if not usable:
         raise DsrError("every candidate formula was rejected or diverged on the validation tasks; "
@@ -225,7 +227,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
         candidates += grown
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
-    best, scorer = decide(usable, scorer, log, _tie_evidence(settings, protocol, log, hall))
+    best, scorer = decide(usable, scorer, log, _tie_evidence(settings, protocol, log, hall, workers))
     best = snap_constants(best, scorer, simplify, log)
     validation_record = Validation(
         [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,
@@ -239,7 +241,7 @@ TIE_EPISODE_OFFSET = 30_000
 seed (the same tasks in every run, and not the tasks meta-training or the grow stage met)."""
 
 
-def _tie_evidence(settings, protocol, log, hall):
+def _tie_evidence(settings, protocol, log, hall, workers: int = 1):
     """What decides a tie between equally simple finalists: minus their mean log(score / tuned
     Adam's) on ``settings.tie_tasks`` tasks drawn from the training family, under the validation
     protocol with the tie seeds (scored only when a tie needs them); with ``tie_tasks: 0``,
@@ -257,7 +259,7 @@ def _tie_evidence(settings, protocol, log, hall):
         drawn = [family.sample(episode_seed(0, TIE_EPISODE_OFFSET + i)) for i in range(settings.tie_tasks)]
         tasks = list({t.name: t for t in drawn}.values())
         log(f"deciding a tie on {len(tasks)} tasks drawn from {settings.tasks}")
-        scorer = Scorer(tasks, replace(protocol, seeds=TIE_SEEDS), log)
+        scorer = Scorer(tasks, replace(protocol, seeds=TIE_SEEDS), log, workers)
         scored = scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob) for c in candidates])
         means = [sum(c.seed_logs) / len(c.seed_logs) for c in scored]
         return [-m if math.isfinite(m) else None for m in means]

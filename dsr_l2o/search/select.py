@@ -11,6 +11,7 @@ from .. import expr as ex
 from ..evaluation.ratios import FLOOR, geometric_mean_ratio
 from ..formula import Formula
 from ..result import Candidate as Record
+from ..workers import map_jobs
 from .guards import degenerate_reason
 
 SIMPLE_CONSTANTS = (0.1, 0.5, 0.9, 0.99, 1.0, 2.0, math.e, 10.0)
@@ -56,21 +57,27 @@ def _finite(value):
 
 
 class Scorer:
-    """Fair-protocol scores of formulas on validation tasks, as ratios to tuned Adam."""
+    """Fair-protocol scores of formulas on validation tasks, as ratios to tuned Adam.
 
-    def __init__(self, tasks, protocol, log: Callable[[str], None]):
+    Each task is tuned whole in one process; with ``workers`` > 1 the tasks are shared among
+    forked processes (:func:`~dsr_l2o.workers.map_jobs`), with the same values."""
+
+    def __init__(self, tasks, protocol, log: Callable[[str], None], workers: int = 1):
         from ..engine import tune_batched
         from ..evaluation import get_baseline
 
-        self.tasks, self.protocol, self.log, self._tune = tasks, protocol, log, tune_batched
-        self.reference = {t.name: tune_batched(get_baseline("adam"), t, protocol).best_score for t in tasks}
+        self.tasks, self.protocol, self.log, self.workers, self._tune = tasks, protocol, log, workers, tune_batched
+        adam = get_baseline("adam")
+        scores = map_jobs(lambda task: tune_batched(adam, task, protocol).best_score, tasks, workers)
+        self.reference = {t.name: score for t, score in zip(tasks, scores)}
 
     def score(self, candidate: Candidate) -> Candidate:
         """Score one candidate (see :meth:`score_many`)."""
         return self.score_many([candidate])[0]
 
     def score_many(self, candidates: list[Candidate]) -> list[Candidate]:
-        """Tune every candidate on every task, all candidates of a task as one batched run."""
+        """Tune every candidate on every task, all candidates of a task as one batched run (the
+        tasks shared among the workers)."""
         from ..evaluation import formula_spec
 
         if not candidates:
@@ -78,8 +85,8 @@ class Scorer:
         specs = [formula_spec(c.formula) for c in candidates]
         logs = [[] for _ in candidates]
         per_seed = [[[] for _ in self.protocol.seeds] for _ in candidates]
-        for task in self.tasks:
-            results = self._tune(specs, task, self.protocol)
+        tuned = map_jobs(lambda task: self._tune(specs, task, self.protocol), self.tasks, self.workers)
+        for task, results in zip(self.tasks, tuned):
             ref = max(self.reference[task.name], FLOOR)
             for k, (candidate, result) in enumerate(zip(candidates, results)):
                 candidate.scores[task.name] = result.best_score
@@ -166,7 +173,7 @@ def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...
     from dataclasses import replace
 
     seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + seeds))
-    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log)
+    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log, scorer.workers)
     return scorer, scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
 
 
