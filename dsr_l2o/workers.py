@@ -52,8 +52,10 @@ def can_fork() -> bool:
             and torch.get_num_threads() == 1 and not multiprocessing.current_process().daemon)
 
 
-def map_jobs(job: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """``[job(x) for x in items]``, shared among up to ``workers`` forked processes.
+def map_jobs(job: Callable[[T], R], items: Sequence[T], workers: int,
+             on_done: Callable[[int], None] | None = None) -> list[R]:
+    """``[job(x) for x in items]``, shared among up to ``workers`` forked processes;
+    ``on_done(i)`` is called here as each job ends (a progress bar).
 
     Ctrl-C while the workers run stops them and raises :class:`KeyboardInterrupt` here. (The
     interrupt is recorded by a handler and raised once the pool is torn down: raised where the
@@ -61,7 +63,12 @@ def map_jobs(job: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]
     global _JOB
     workers = min(int(workers), len(items))
     if workers <= 1 or not can_fork():
-        return [job(x) for x in items]
+        results = []
+        for i, item in enumerate(items):
+            results.append(job(item))
+            if on_done is not None:
+                on_done(i)
+        return results
     _JOB = (job, items)
     interrupted: list[int] = []
     previous = _record_interrupts(interrupted)
@@ -71,10 +78,16 @@ def map_jobs(job: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]
             # Python >= 3.12 warns about forking a process with threads; the workers only run jobs
             warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
             futures = [pool.submit(_run, i) for i in range(len(items))]
-            while not interrupted and not all(f.done() for f in futures):
+            reported: set[int] = set()
+            while not interrupted and len(reported) < len(futures):
                 wait(futures, timeout=0.05, return_when=FIRST_EXCEPTION)
-                if any(f.done() and f.exception() is not None for f in futures):
+                done = [i for i, f in enumerate(futures) if f.done() and i not in reported]
+                if any(futures[i].exception() is not None for i in done):
                     break
+                for i in done:
+                    reported.add(i)
+                    if on_done is not None:
+                        on_done(i)
             if interrupted:
                 for future in futures:
                     future.cancel()

@@ -85,3 +85,27 @@ def test_a_search_on_two_workers_gives_the_result_of_one(tmp_path):
     lines = [(tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in ("one", "two")]
     drop = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
     assert [drop(x) for x in lines[0]] == [drop(x) for x in lines[1]]
+
+
+def test_compare_on_two_workers_gives_the_scores_of_one_and_reports_every_run():
+    from dsr_l2o.evaluation.compare import compare
+
+    tasks = [get_task(n) for n in ("quadratic_illcond", "val_logistic")]
+    runs = [[], []]
+    tables = []
+    for workers, seen in zip((1, 2), runs):
+        comparison = compare(["adam", "sgd", "lion"], tasks, PROTOCOL, progress=seen.append, workers=workers)
+        tables.append({t: {name: (r.best_lr, r.best_score, r.seed_scores, r.curve) for name, r in per.items()}
+                       for t, per in comparison.results.items()})
+    assert tables[0] == tables[1]
+    assert len(runs[0]) == len(runs[1]) == 3 * len(tasks) * PROTOCOL.runs_per_tune
+
+
+def test_evaluate_rejects_a_bad_worker_count_in_one_line(capsys):
+    from dsr_l2o.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "m_tilde", "--out", "unused", "--workers", "none"])
+    assert info.value.code != 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: --workers must be auto or a whole number >= 1, got 'none'"

@@ -86,8 +86,10 @@ def summary_lines(comparison, reference: str) -> list[str]:
 @click.option("--baseline-results", "baseline_results", default=None, type=click.Path(dir_okay=False),
               help="JSON of baselines already tuned under the same protocol (benchmarks/baselines.py writes "
                    "one): those are read instead of tuned again.")
+@click.option("--workers", default="auto", show_default=True,
+              help="Processes that tune, a task each: auto (one per CPU core) or N; the scores do not depend on it.")
 def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, baseline_kwargs, seeds, out_dir,
-             grammar_file, lrs_text, steps, extend_edges, reference, baseline_results):
+             grammar_file, lrs_text, steps, extend_edges, reference, baseline_results, workers):
     """Tune FORMULA_OR_RESULT_DIR and baselines on the same lr grid and seeds; report and plot.
 
     The argument is a search result directory (its result.json and grammar.yaml are read) or a
@@ -101,6 +103,13 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     from ..evaluation.run import evaluate_to_dir, source_formula
     from ..tasks import VALIDATION_TASKS, get_tasks
 
+    import torch
+
+    from ..workers import resolve_workers
+
+    if workers != "auto" and not (workers.strip().isdigit() and int(workers) >= 1):
+        raise ConfigError(f"--workers must be auto or a whole number >= 1, got {workers!r}")
+    workers = resolve_workers(workers if workers == "auto" else int(workers), torch.device("cpu"))
     formula = source_formula(formula_or_result_dir, out_dir, grammar_file)[0]
     names, skipped = parse_baseline_list(baselines_text)
     kwargs = parse_baseline_kwargs(baseline_kwargs)
@@ -122,7 +131,7 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     total = protocol.runs_per_tune * ((1 + len(baselines)) * len(tasks) - stored)
     with click.progressbar(length=total, label="training runs", file=sys.stderr, show_pos=True) as bar:
         result = evaluate_to_dir(formula_or_result_dir, tasks, baselines, protocol, out_dir, grammar_file,
-                                 reference, progress=bar.update, known=known)
+                                 reference, progress=bar.update, known=known, workers=workers)
     comparison, out, plots = result.comparison, result.path.parent, result.plots
     click.echo(f"formula: {formula.text}")
     click.echo(comparison.table(reference=reference, highlight="formula"))

@@ -109,13 +109,16 @@ def loss_threshold(results: list[TuneResult]) -> float | None:
 
 
 def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | None = None,
-            progress: Progress | None = None, candidates=(), known: dict | None = None) -> Comparison:
+            progress: Progress | None = None, candidates=(), known: dict | None = None,
+            workers: int = 1) -> Comparison:
     """Tune every optimizer of ``specs`` on every task with the same ``protocol``.
 
     ``specs`` holds OptimizerSpecs or anything :func:`~.baselines.get_baseline` accepts (names,
     ``"module:Class"``, classes, factories). ``candidates`` names the specs under test; the others
     are the baselines they are ranked against. ``known[task][name]`` (see
     :func:`~.stored.read_stored_results`) is used instead of tuning that optimizer on that task.
+    With ``workers`` > 1 the tasks are shared among forked processes, each task tuned whole in
+    one (:func:`~dsr_l2o.workers.map_jobs`: the same values as in one process).
     """
     from .baselines import get_baseline
 
@@ -129,11 +132,25 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
     thresholds: dict[str, float | None] = {}
     from ..engine import tune_batched
 
+    from ..workers import map_jobs
+
     known = known or {}
-    for task in tasks:
+    todos = [[s for s in specs if s.name not in known.get(t.name, {}) or s.name in candidates] for t in tasks]
+    parallel = workers > 1 and len(tasks) > 1
+
+    def tune(k: int) -> list[TuneResult]:
+        todo = todos[k]
+        return tune_batched(todo, tasks[k], protocol, None if parallel else progress) if todo else []
+
+    def done(k: int) -> None:
+        if parallel and progress is not None:
+            for _ in range(len(todos[k]) * protocol.runs_per_tune):
+                progress(1)
+
+    tuned_lists = map_jobs(tune, list(range(len(tasks))), workers if parallel else 1, done)
+    for task, todo, tuned_list in zip(tasks, todos, tuned_lists):
         stored = known.get(task.name, {})
-        todo = [s for s in specs if s.name not in stored or s.name in candidates]
-        tuned = dict(zip([s.name for s in todo], tune_batched(todo, task, protocol, progress) if todo else []))
+        tuned = dict(zip([s.name for s in todo], tuned_list))
         per_task = {s.name: tuned[s.name] if s.name in tuned else stored[s.name] for s in specs}
         thresholds[task.name] = loss_threshold(list(per_task.values()))
         for result in per_task.values():

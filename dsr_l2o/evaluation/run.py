@@ -45,12 +45,13 @@ def source_formula(source: str | Path, out: str | Path | None = None,
 
 def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: EvalProtocol,
                     out: str | Path | None = None, grammar: str | Path | None = None, reference: str = "adam",
-                    progress: Progress | None = None, known: dict | None = None) -> EvaluationRun:
+                    progress: Progress | None = None, known: dict | None = None, workers: int = 1) -> EvaluationRun:
     """Tune the formula of ``source`` (a result directory or formula text) and ``baselines`` on
     ``tasks`` under ``protocol``; write ``OUT/evaluation.json`` and ``OUT/plots/loss_<task>.png``.
 
     ``out`` defaults to the result directory; it is required for a formula text. ``known`` holds
-    baselines already tuned under ``protocol`` (:func:`~.stored.read_stored_results`).
+    baselines already tuned under ``protocol`` (:func:`~.stored.read_stored_results`); ``workers``
+    forked processes share the tasks (the same scores as one process).
     """
     from ..atomic import write_json
     from .baselines import formula_spec
@@ -61,7 +62,8 @@ def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: 
         raise ConfigError("--tasks is empty; give comma-separated task names (see 'dsr-l2o tasks')")
     specs = [formula_spec(formula, name="formula")] + list(baselines)
     with single_thread():
-        comparison = compare(specs, tasks, protocol, progress=progress, candidates=("formula",), known=known)
+        comparison = compare(specs, tasks, protocol, progress=progress, candidates=("formula",), known=known,
+                             workers=workers)
     record = Evaluation.from_json(comparison.to_json(reference))
     record.formula = {"text": formula.text, "grammar": formula.grammar.name,
                       "source": str(directory) if directory is not None else None}
