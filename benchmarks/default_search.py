@@ -5,7 +5,9 @@ fresh result.json with the committed `searches/default/result.json` (formula, lr
 validation scores). Its quality on the test tasks is in search_seeds.md (seed 0 is this run).
 Writes default_search.md beside this file. With ``--keep DIR`` the fresh run directory is kept
 there afterwards (``--keep searches/default`` regenerates the committed one from this run).
-Usage: python benchmarks/default_search.py [--device cpu] [--keep DIR]
+With ``--workers N`` the search runs with that many workers (default: its own ``auto``) and the
+page is ``default_search_workersN.md``.
+Usage: python benchmarks/default_search.py [--device cpu] [--keep DIR] [--workers N]
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--keep", type=Path, default=None, help="keep the fresh run directory here (replacing it)")
+    parser.add_argument("--workers", type=int, default=None, help="workers of the search [default: auto]")
     args = parser.parse_args()
-    extra = ["--device", args.device] if args.device else []
+    extra = (["--device", args.device] if args.device else []) + (["--workers", str(args.workers)] if args.workers else [])
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -50,10 +53,11 @@ def main() -> None:
     same = {k: fresh[k] == committed[k] for k in ("formula", "lr", "candidates", "validation")}
     lines = [
         "# Default search: time and reproduction", "",
-        f"Written by `python benchmarks/default_search.py{' --device ' + args.device if args.device else ''}` on "
+        f"Written by `{' '.join(['python benchmarks/default_search.py', *sys.argv[1:]])}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({cpu_name()}, {os.cpu_count()} CPUs, load average "
         f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}).", "",
-        f"- `dsr-l2o search` with no arguments (device {fresh.get('device')}): **{seconds / 60:.1f} minutes** "
+        f"- `{' '.join(['dsr-l2o search', *extra])}`{'' if extra else ' with no arguments'} (device {fresh.get('device')}): "
+        f"**{seconds / 60:.1f} minutes** "
         "wall clock, all phases included (meta-training "
         f"{fresh['metrics']['seconds']:.0f} s, then the candidates on the validation tasks, "
         f"workers: {fresh['config'].get('workers', 1)}).",
@@ -61,7 +65,7 @@ def main() -> None:
         "- It reproduces the `searches/default/result.json` committed before this run: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()) + ".",
     ]
-    out = Path(__file__).with_suffix(".md")
+    out = Path(__file__).with_name(f"default_search_workers{args.workers}.md" if args.workers else "default_search.md")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
