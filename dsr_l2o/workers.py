@@ -20,7 +20,7 @@ from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from .errors import DsrError
+from .errors import ConfigError, DsrError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,6 +34,26 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def workers_setting(value) -> int | str | None:
+    """A ``workers`` value as ``auto`` or a count >= 1 (a flag's digits are read as a count);
+    ``None`` when it is neither."""
+    if value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def workers_flag(text: str | None) -> int | str | None:
+    """The value of a ``--workers`` flag (``None`` when it is not given), or a one-line error."""
+    if text is None:
+        return None
+    value = workers_setting(text)
+    if value is None:
+        raise ConfigError(f"--workers must be auto or a whole number >= 1, got {text!r}")
+    return value
 
 
 def resolve_workers(setting, device: torch.device, world: int = 1) -> int:

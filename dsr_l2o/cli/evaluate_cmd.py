@@ -105,11 +105,9 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
 
     import torch
 
-    from ..workers import resolve_workers
+    from ..workers import resolve_workers, workers_flag
 
-    if workers != "auto" and not (workers.strip().isdigit() and int(workers) >= 1):
-        raise ConfigError(f"--workers must be auto or a whole number >= 1, got {workers!r}")
-    workers = resolve_workers(workers if workers == "auto" else int(workers), torch.device("cpu"))
+    workers = resolve_workers(workers_flag(workers), torch.device("cpu"))
     formula = source_formula(formula_or_result_dir, out_dir, grammar_file)[0]
     names, skipped = parse_baseline_list(baselines_text)
     kwargs = parse_baseline_kwargs(baseline_kwargs)

@@ -33,11 +33,13 @@ def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth
     formulas, grows the best by one term (ranked on hard quadratics), scores the candidates against
     tuned Adam on validation tasks and writes the result to --out.
     """
+    from ..workers import workers_flag
+
     validation = [t.strip() for t in validation_tasks.split(",") if t.strip()] if validation_tasks else None
     kwargs = dict(grammar_yaml=grammar_yaml, config_file=config_file, out=out, resume=resume, quiet=quiet,
                   tasks=tasks, validation_tasks=validation, meta_steps=meta_steps, depth=depth, seed=seed,
                   device=device, meta_batch=meta_batch, grow=grow,
-                  workers=int(workers) if workers and workers.strip().isdigit() else workers)
+                  workers=workers_flag(workers))
     if nproc != 1:
         from ..search.launch import launch
 

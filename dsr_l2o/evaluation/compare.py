@@ -147,7 +147,7 @@ def compare(specs: list[OptimizerSpec], tasks: list, protocol: EvalProtocol | No
             for _ in range(len(todos[k]) * protocol.runs_per_tune):
                 progress(1)
 
-    tuned_lists = map_jobs(tune, list(range(len(tasks))), workers if parallel else 1, done)
+    tuned_lists = map_jobs(tune, list(range(len(tasks))), workers, done)
     for task, todo, tuned_list in zip(tasks, todos, tuned_lists):
         stored = known.get(task.name, {})
         tuned = dict(zip([s.name for s in todo], tuned_list))

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..resources import data_path
+from ..workers import workers_setting
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -114,8 +115,7 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
     if isinstance(config.dist_timeout, bool) or not isinstance(config.dist_timeout, (int, float)) \
             or not config.dist_timeout > 0:
         bad("dist_timeout", f"must be a positive number of seconds, got {config.dist_timeout!r}")
-    if config.workers != "auto" and (isinstance(config.workers, bool) or not isinstance(config.workers, int)
-                                     or config.workers < 1):
+    if workers_setting(config.workers) is None:
         bad("workers", f"must be auto or a whole number >= 1, got {config.workers!r}")
     if config.depth > 4:
         bad("depth", "at most 4 (a depth-4 tree already has 15 mixed nodes)")
