@@ -1,4 +1,4 @@
-"""``dsr-l2o grammar check`` and ``dsr-l2o grammar show``: output, and one-line errors (exit 2)."""
+"""``dsr-l2o grammar check`` and ``dsr-l2o grammar show``: output, and one-line errors (exit 2); ``search --help``."""
 
 import subprocess
 import sys
@@ -101,3 +101,12 @@ def test_show_plain_and_latex_differ_for_default():
     _, latex, _ = run("grammar", "show", "--latex")
     assert "EMA of g**2 with beta 0.999" in plain
     assert r"\hat{v}_t = \frac{\hat{v}^{\mathrm{raw}}_t}{1 - 0.999^{t}}" in latex
+
+
+def test_search_help_states_the_packaged_grow_default():
+    from dsr_l2o.search.config import SearchConfig
+
+    code, out, _ = run("search", "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert f"[default: {'on' if SearchConfig().grow else 'off'}, from searches/default.yaml]" in text

@@ -20,7 +20,8 @@ import click
 @click.option("--workers", help="Processes that tune the candidates, a task each: auto (one per CPU core) or N "
                                 "[default: auto]; the result does not depend on it.")
 @click.option("--grow/--no-grow", default=None,
-              help="Try one-term corrections of the best candidate [default: on, from searches/default.yaml].")
+              help="Also try one-term corrections of the best candidate, ranked on hard quadratics (the grow "
+                   "stage) [default: off, from searches/default.yaml].")
 @click.option("--out", default="runs/search", show_default=True, type=click.Path(file_okay=False),
               help="Result directory.")
 @click.option("--resume", is_flag=True, help="Continue the search checkpointed in --out.")
@@ -29,9 +30,10 @@ def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth
            workers, grow, out, resume, quiet):
     """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
 
-    Meta-trains a relaxed expression over the grammar on the task family, reads off candidate
-    formulas, grows the best by one term (ranked on hard quadratics), scores the candidates against
-    tuned Adam on validation tasks and writes the result to --out.
+    Meta-trains a relaxed expression over the grammar on the task family, reads off its most likely
+    formulas, scores them against tuned Adam on the validation tasks (close ones are decided by
+    more seeds, then simplicity, then tasks of the training family), names the chosen formula
+    against published rules and writes the result to --out.
     """
     from ..workers import workers_flag
 
