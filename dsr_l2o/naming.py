@@ -134,8 +134,8 @@ class _Definitions:
     """The layout backend that maps each operand to a symbol named after its definition (with or
     without the moving averages' betas)."""
 
-    def __init__(self, grammar: Grammar, betas: bool = True):
-        self.grammar, self.mapping, self.betas = grammar, {}, betas
+    def __init__(self, grammar: Grammar, betas: bool = True, debias_factor: bool = False):
+        self.grammar, self.mapping, self.betas, self.debias_factor = grammar, {}, betas, debias_factor
 
     def gradient(self, op):
         return sp.Symbol("g", real=True)
@@ -152,8 +152,11 @@ class _Definitions:
     def average(self, op):
         source = self.derived(op)
         beta = f"|{op.beta!r}" if self.betas else ""
+        assumptions = {"nonnegative": True} if op.nonnegative else {"real": True}
+        if self.debias_factor and op.debias:  # s / (1 - beta^t): the average times a positive factor
+            return sp.Symbol(f"ema[{source}{beta}]", **assumptions) * sp.Symbol(f"debias[{op.beta!r}]", positive=True)
         label = f"ema[{source}{beta}{'|debiased' if op.debias else ''}]"
-        return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
+        return sp.Symbol(label, **assumptions)
 
     def previous(self, op):
         label = f"prev[{self.derived(op)}]"
@@ -161,19 +164,31 @@ class _Definitions:
 
 
 @lru_cache(maxsize=64)
-def _definitions(grammar: Grammar, betas: bool = True) -> dict[sp.Symbol, sp.Expr]:
+def _definitions(grammar: Grammar, betas: bool = True, debias_factor: bool = False) -> dict[sp.Symbol, sp.Expr]:
     """Each operand symbol of ``grammar`` mapped to its definition: a symbol named after what an
     EMA averages (so equal definitions in any grammar give one symbol), an ``expr`` inlined.
-    With ``betas=False`` averages of one source at different betas are one symbol."""
-    backend = _Definitions(grammar, betas)
+    With ``betas=False`` averages of one source at different betas are one symbol; with
+    ``debias_factor`` a debiased average is the average times a positive symbol of its own."""
+    backend = _Definitions(grammar, betas, debias_factor)
     for name, operand in grammar.operands.items():
         backend.mapping[grammar.symbol(name)] = dispatch(operand, backend)
     return backend.mapping
 
 
-def definition_sympy(formula: Formula, betas: bool = True) -> sp.Expr:
+def definition_sympy(formula: Formula, betas: bool = True, debias_factor: bool = False) -> sp.Expr:
     """The formula over operand definitions (comparable across grammars), floats made exact."""
-    return sp.nsimplify(formula.sympy.xreplace(_definitions(formula.grammar, betas)), rational=True)
+    return sp.nsimplify(formula.sympy.xreplace(_definitions(formula.grammar, betas, debias_factor)), rational=True)
+
+
+def same_rule_key(formula: Formula) -> sp.Expr | None:
+    """A key two formulas share when they are the same function of what their operands are: the
+    operands' definitions, a debiased average as the average times its positive factor (so
+    ``sign(m)``, ``sign(m_hat)`` and ``sign(m_hat / (sqrt(v_hat) + 1e-8))`` share one, and ``m``
+    and ``m_hat`` do not). ``None`` for a formula too large to canonicalise quickly. Equal keys
+    are sympy's structural equality, so a formula that only simplifying shows equal keeps its own."""
+    if formula.size > MAX_SIZE_FOR_SYMPY:
+        return None
+    return definition_sympy(formula, debias_factor=True)
 
 
 def _averages(formula: Formula) -> list[tuple[tuple[str, bool], float]]:

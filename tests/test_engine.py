@@ -157,3 +157,20 @@ def test_formula_optimizer_with_weight_decay():
     _same(tune(spec, task, PROTOCOL), tune_batched(spec, task, PROTOCOL))
     plain = tune_batched(formula_spec(text), task, PROTOCOL)
     assert plain.best_score != tune_batched(spec, task, PROTOCOL).best_score
+
+
+@pytest.mark.parametrize("name", ["quadratic_illcond", "val_logistic"])
+def test_a_memo_trains_only_the_seeds_it_lacks_and_tunes_as_the_protocol(name):
+    task = get_task(name)
+    specs = [formula_spec(FORMULAS[0]), formula_spec(FORMULAS[1]), get_baseline("adam")]
+    memo = {}
+    tune_batched(specs, task, PROTOCOL, memo=memo)
+    three = EvalProtocol(lrs=PROTOCOL.lrs, seeds=(0, 1, 2), steps=PROTOCOL.steps, extend_edges=PROTOCOL.extend_edges)
+    for reused, fresh in zip(tune_batched(specs, task, three, memo=memo), tune_batched(specs, task, three)):
+        assert reused.best_lr == fresh.best_lr
+        for lr, scores in fresh.seed_scores.items():
+            assert reused.seed_scores[lr] == pytest.approx(scores, rel=1e-5, abs=1e-9)
+    assert {seed for *_, seed in memo} == {0, 1, 2}
+    planted = {key: (0.0 if key[-1] == 1 else score) for key, score in memo.items()}  # seed 1 "solved" everywhere
+    for result in tune_batched(specs, task, three, memo=planted):
+        assert all(scores[1] == 0.0 for scores in result.seed_scores.values())  # read, not trained again

@@ -144,3 +144,20 @@ def test_ties_are_decided_on_the_same_training_family_tasks_in_every_seed():
     hall = HallOfFame()
     assert _tie_evidence(load_config(None, tie_tasks=0), protocol, logs.append, hall)(
         [Candidate(parse_formula(t), t, None) for t in pair]) == [None, None]
+
+
+def test_candidates_that_are_one_rule_are_scored_once_as_the_simplest():
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.select import Candidate, reject_equivalents
+
+    texts = ["sign(m_tilde)", "sign(m_hat)", "m_tilde", "m_hat / (sqrt(v_hat) + 1e-8)", "m", "m_hat", "sign(m)",
+             "-sign(-m)"]
+    candidates = [Candidate(parse_formula(t), t, None) for t in texts]
+    candidates[3].scores = {"task": 1.0}  # already scored: it stays, the simpler twin goes
+    reject_equivalents(candidates)
+    adam = candidates[3].formula.text
+    kept = [c.formula.text for c in candidates if not c.rejected]
+    assert kept == [adam, "m", "m_hat", "sign(m)"]
+    assert {c.formula.text: c.rejected for c in candidates if c.rejected} == {
+        "sign(m_tilde)": "the same rule as sign(m)", "sign(m_hat)": "the same rule as sign(m)",
+        "m_tilde": f"the same rule as {adam}", "-sign(-m)": "the same rule as sign(m)"}

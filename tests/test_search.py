@@ -29,7 +29,10 @@ def _tiny_config(path: Path, **extra) -> Path:
 def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
     grammar = tmp_path / "small.yaml"
     grammar.write_text(SMALL_GRAMMAR)
-    result = search(grammar, out=tmp_path / "out", **TINY, grow=True)
+    events = []
+    result = search(grammar, out=tmp_path / "out", **TINY, grow=True, report=lambda *event: events.append(event))
+    rounds = [data for event, data in events if event == "tasks"]
+    assert rounds and rounds[0] == (1, len(TINY["validation_tasks"])) and rounds[-1][0] == rounds[-1][1]
     assert variables(result.formula.expr) <= {"g", "m"}
     assert operators_used(result.formula.expr) <= {"sign", "mul", "add", "neg", "div", "sub"}
     assert {c["stage"] for c in result.data["candidates"]} <= {"relaxation", "grow"}

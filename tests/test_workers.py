@@ -31,6 +31,21 @@ def test_workers_give_the_values_of_one_process_bit_for_bit():
     assert len({ratio for *_, ratio, _ in one[1]}) == 3  # three different rules, so the comparison means something
 
 
+def test_tuned_adam_joins_the_first_candidates_with_the_values_of_a_run_alone():
+    from dsr_l2o.engine import tune_batched
+    from dsr_l2o.evaluation import get_baseline
+
+    tasks = [get_task(n) for n in ("quadratic_illcond", "val_logistic")]
+    joined = Scorer(tasks, PROTOCOL, lambda text: None)
+    first = Scorer(tasks, PROTOCOL, lambda text: None)
+    alone = {t.name: tune_batched(get_baseline("adam"), t, PROTOCOL).best_score for t in tasks}
+    assert first.reference == alone  # asked for before any candidate: tuned on its own
+    texts = ("m_tilde", "sign(m)")
+    a, b = (scorer.score_many([Candidate(parse_formula(f), f, None) for f in texts]) for scorer in (joined, first))
+    assert joined.reference == alone
+    assert [(c.scores, c.seed_logs, c.ratio) for c in a] == [(c.scores, c.seed_logs, c.ratio) for c in b]
+
+
 def test_map_jobs_keeps_the_order_and_runs_in_other_processes():
     assert map_jobs(lambda x: (x * x, os.getpid()), [3, 1, 2], 2)[0][0] == 9
     values = map_jobs(lambda x: (x * x, os.getpid()), list(range(6)), 2)

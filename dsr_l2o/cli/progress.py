@@ -1,4 +1,5 @@
-"""The search's progress display: a bar with meta-step, meta-loss, temperature and formula."""
+"""The search's progress display: a bar with meta-step, meta-loss, temperature and formula, then
+one per scoring round (validation tasks tuned)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ class SearchProgress:
                 return
             if data["step"] % 25 == 0 or data["step"] == self.bar.length - 1:
                 click.echo(f"meta-step {data['step'] + 1}/{self.bar.length}: {self.last}", err=True)
+        elif event == "tasks":
+            done, total = data
+            if self.bar is None:
+                self.bar = click.progressbar(length=total, label="tuning", file=sys.stderr, show_pos=True, width=24)
+                self.bar.render_progress()
+            self.bar.update(done - self.bar.pos)
+            if done >= total:
+                self._close()
         elif event == "phase":
             self._close()
             click.echo(str(data), err=True)

@@ -41,6 +41,8 @@ class _Entry:
     best: tuple[BatchRuns, int] | None = None
     extending: bool = True
     stacked: bool = False
+    key: tuple = ()
+    """What its runs are filed under in the memo."""
 
 
 def as_spec(item) -> OptimizerSpec:
@@ -62,35 +64,51 @@ def _probe(spec: OptimizerSpec) -> tuple[Formula | None, float]:
     return None, 0.0
 
 
-def _run(entries: list[_Entry], lrs: list[list[float]], task, protocol: EvalProtocol, steps: int):
-    """Train every ``(entry, lr)`` pair; returns ``(runs, member index)`` per pair, in order."""
-    out: list[list[tuple[BatchRuns, int]]] = [[] for _ in entries]
+def _memo_key(entry: _Entry, steps: int, window: int) -> tuple:
+    """The same for two entries that train alike (name, formula, weight decay) under one protocol."""
+    formula = entry.formula
+    return (entry.spec.name, None if formula is None else (formula.text, formula.grammar.key), entry.weight_decay,
+            steps, window)
+
+
+def _run(entries: list[_Entry], lrs: list[list[float]], task, protocol: EvalProtocol, steps: int, memo: dict):
+    """Train every ``(entry, lr)`` pair on the protocol's seeds that ``memo`` has no score of;
+    returns ``(runs, member index)`` per pair, in order (``None`` where the memo had them all)."""
+    out: list[list[tuple[BatchRuns, int] | None]] = [[None] * len(lrs[i]) for i in range(len(entries))]
     groups: dict = {}
     for i, entry in enumerate(entries):
-        key = ("formula", entry.formula.grammar) if entry.formula is not None else ("torch", entry.stacked)
-        groups.setdefault(key, []).append(i)
-    for key, group in groups.items():
-        members = [(k, lr) for k, i in enumerate(group) for lr in lrs[i]]
-        if not members:
-            continue
-        if entries[group[0]].formula is not None:
-            runs = train_formulas([entries[i].formula for i in group], task, members, protocol.seeds,
-                                  steps, [entries[i].weight_decay for i in group])
+        family = ("formula", entry.formula.grammar) if entry.formula is not None else ("torch", entry.stacked)
+        for j, lr in enumerate(lrs[i]):
+            seeds = tuple(s for s in protocol.seeds if (entry.key, lr, s) not in memo)
+            if seeds:
+                groups.setdefault((family, seeds), []).append((i, j, lr))
+    for (_, seeds), pairs in groups.items():
+        used = list(dict.fromkeys(i for i, _, _ in pairs))
+        members = [(used.index(i), lr) for i, _, lr in pairs]
+        if entries[used[0]].formula is not None:
+            runs = train_formulas([entries[i].formula for i in used], task, members, seeds,
+                                  steps, [entries[i].weight_decay for i in used])
         else:
-            runs = train_optimizers([entries[i].spec.make for i in group], task, members,
-                                    protocol.seeds, steps, stacked=key[1])
-        for r, (k, _) in enumerate(members):
-            out[group[k]].append((runs, r))
+            runs = train_optimizers([entries[i].spec.make for i in used], task, members,
+                                    seeds, steps, stacked=entries[used[0]].stacked)
+        for r, (i, j, _) in enumerate(pairs):
+            out[i][j] = (runs, r)
     return out
 
 
-def _score(entry: _Entry, lr: float, runs: BatchRuns, r: int, window: int) -> bool:
-    seed_scores = [float(x) for x in runs.scores(window)[:, r]]
+def _score(entry: _Entry, lr: float, trained: tuple[BatchRuns, int] | None, window: int,
+           protocol: EvalProtocol, memo: dict) -> bool:
+    if trained is not None:
+        runs, r = trained
+        for seed, score in zip(runs.seeds, runs.scores(window)[:, r]):
+            memo[(entry.key, lr, seed)] = float(score)
+    seed_scores = [memo[(entry.key, lr, seed)] for seed in protocol.seeds]
     entry.seed_scores[lr] = seed_scores
     entry.scores[lr] = float(np.mean(seed_scores)) if all(map(math.isfinite, seed_scores)) else math.inf
     improved = entry.scores[lr] < entry.best_score
     if improved:
-        entry.best_lr, entry.best_score, entry.best = lr, entry.scores[lr], (runs, r)
+        whole = trained is not None and trained[0].seeds == tuple(protocol.seeds)
+        entry.best_lr, entry.best_score, entry.best = lr, entry.scores[lr], trained if whole else None
     return improved
 
 
@@ -111,7 +129,7 @@ def _result(entry: _Entry, task, protocol: EvalProtocol, steps: int, window: int
 
 
 def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
-                 progress: Progress | None = None, threshold: float | None = None):
+                 progress: Progress | None = None, threshold: float | None = None, memo: dict | None = None):
     """Tune one optimizer or a list of them on ``task`` exactly as :func:`protocol.tune` does.
 
     ``spec_or_formulas`` is an :class:`OptimizerSpec`, a :class:`Formula`, a formula string, or a
@@ -119,6 +137,11 @@ def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
     lrs x seeds of all formula optimizers of one grammar train as one batch, and so do all other
     optimizers; then each edge-extension round is one more batch. ``seconds`` is each
     optimizer's share of the time. ``progress(1)`` is called once per run on the grid.
+
+    ``memo``, a dict the caller keeps for this task, gets the score of every run, keyed by
+    optimizer, lr and seed; runs it already has are not trained again (more seeds for the same
+    optimizers train only the new ones). A result whose best lr was not trained in this call on
+    all its seeds has no ``curve`` and no held-out metrics.
     """
     single = not isinstance(spec_or_formulas, (list, tuple))
     items = [spec_or_formulas] if single else list(spec_or_formulas)
@@ -129,12 +152,14 @@ def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
     steps, start = protocol.steps_for(task), time.perf_counter()
     window = protocol.window(steps)
     entries = [_Entry(spec, *_probe(spec)) for spec in map(as_spec, items)]
-    for entry in entries:
+    for i, entry in enumerate(entries):
         entry.stacked = entry.formula is None and stackable(entry.spec.make)
+        entry.key = (i,) if memo is None else _memo_key(entry, steps, window)
+    memo = {} if memo is None else memo
     grid = list(protocol.lrs)
-    for entry, pairs in zip(entries, _run(entries, [grid] * len(entries), task, protocol, steps)):
-        for lr, (runs, r) in zip(grid, pairs):
-            _score(entry, lr, runs, r, window)
+    for entry, pairs in zip(entries, _run(entries, [grid] * len(entries), task, protocol, steps, memo)):
+        for lr, trained in zip(grid, pairs):
+            _score(entry, lr, trained, window, protocol, memo)
     if progress is not None:
         for _ in range(len(entries) * protocol.runs_per_tune):
             progress(1)
@@ -148,8 +173,8 @@ def tune_batched(spec_or_formulas, task, protocol: EvalProtocol | None = None,
             nexts.append([] if nxt is None else [nxt])
         if not any(nexts):
             break
-        for entry, lrs, pairs in zip(entries, nexts, _run(entries, nexts, task, protocol, steps)):
-            if lrs and not _score(entry, lrs[0], *pairs[0], window):
+        for entry, lrs, pairs in zip(entries, nexts, _run(entries, nexts, task, protocol, steps, memo)):
+            if lrs and not _score(entry, lrs[0], pairs[0], window, protocol, memo):
                 entry.extending = False
     seconds = (time.perf_counter() - start) / len(entries)
     results = [_result(e, task, protocol, steps, window, seconds, threshold) for e in entries]

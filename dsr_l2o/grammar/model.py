@@ -51,14 +51,16 @@ class Grammar:
     source_text: str = ""
     path: str | None = None
 
-    def _identity(self):
+    @property
+    def key(self) -> tuple:
+        """What equal grammars share, picklable: the name and YAML text (else this object's id)."""
         return ("text", self.name, self.source_text) if self.source_text else ("object", id(self))
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Grammar) and self._identity() == other._identity()
+        return isinstance(other, Grammar) and self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self._identity())
+        return hash(self.key)
 
     @property
     def arities(self) -> dict[str, int]:

@@ -31,6 +31,8 @@ from .relaxation import RelaxedRule
 from ..result import SearchResult, Validation, save_result
 
 Report = Callable[[str, object], None]
+"""``report(event, data)``: ``"phase"`` (a line of text), ``"start"`` (the settings), ``"meta_step"``
+(its metrics record), ``"tasks"`` ((tasks tuned, tasks) in a scoring round), ``"done"`` (the result)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -199,7 +201,7 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
     from ..evaluation import EvalProtocol
     from ..formula import Formula
     from .guards import probe_operands
-    from .select import Scorer, build_candidates, decide, snap_constants
+    from .select import Scorer, build_candidates, decide, reject_equivalents, snap_constants
 
     simplify = _simplifier()
     discretisations = top_k(rule, settings.top_k)
@@ -208,14 +210,16 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
     candidates = build_candidates(discretisations, grammar, probes, simplify)
     if hall is not None:
         candidates += _hall_candidates(hall, grammar, probes, simplify, {c.formula.text for c in candidates})
+    reject_equivalents(candidates)
     grid = {"lrs": tuple(settings.eval_lrs)} if settings.eval_lrs else {}
     protocol = EvalProtocol(**grid, seeds=tuple(settings.eval_seeds), steps=settings.eval_steps)
     log = lambda text: report("phase", text)  # noqa: E731
     log(f"scoring {len(candidates)} candidates on {len(validation)} validation tasks (tuned Adam = 1.0)")
     workers = resolve_workers(settings.workers, device, distributed.world())
-    scorer = Scorer(validation, protocol, log, workers)
+    scorer = Scorer(validation, protocol, log, workers, progress=_task_progress(report))
     usable = _score_all(candidates, scorer, log)
     if not usable:
+        _ = scorer.reference  # a validation task that cannot be trained is the error to report
         raise DsrError("every candidate formula was rejected or diverged on the validation tasks; "
                        "run longer (--meta-steps) or change the grammar")
     best = min(usable, key=lambda c: c.ratio)
@@ -225,9 +229,11 @@ def _select(rule, grammar, validation, settings, device, report, hall=None) -> S
         known = {c.formula.text for c in candidates}
         grown = [c for c in grown if c.formula.text not in known]
         candidates += grown
+        reject_equivalents(usable + grown)
         usable += _score_all(grown, scorer, log)
         best = min(usable, key=lambda c: c.ratio)
-    best, scorer = decide(usable, scorer, log, _tie_evidence(settings, protocol, log, hall, workers))
+    best, scorer = decide(usable, scorer, log, _tie_evidence(settings, protocol, log, hall, workers,
+                                                             _task_progress(report)))
     best = snap_constants(best, scorer, simplify, log)
     validation_record = Validation(
         [t.name for t in validation], protocol.to_json(), _finite(best.ratio), best.record().scores,
@@ -241,7 +247,12 @@ TIE_EPISODE_OFFSET = 30_000
 seed (the same tasks in every run, and not the tasks meta-training or the grow stage met)."""
 
 
-def _tie_evidence(settings, protocol, log, hall, workers: int = 1):
+def _task_progress(report):
+    """Report each task a scoring round has tuned: ``report("tasks", (done, total))``."""
+    return lambda done, total: report("tasks", (done, total))
+
+
+def _tie_evidence(settings, protocol, log, hall, workers: int = 1, progress=None):
     """What decides a tie between equally simple finalists: minus their mean log(score / tuned
     Adam's) on ``settings.tie_tasks`` tasks drawn from the training family, under the validation
     protocol with the tie seeds (scored only when a tie needs them); with ``tie_tasks: 0``,
@@ -259,7 +270,7 @@ def _tie_evidence(settings, protocol, log, hall, workers: int = 1):
         drawn = [family.sample(episode_seed(0, TIE_EPISODE_OFFSET + i)) for i in range(settings.tie_tasks)]
         tasks = list({t.name: t for t in drawn}.values())
         log(f"deciding a tie on {len(tasks)} tasks drawn from {settings.tasks}")
-        scorer = Scorer(tasks, replace(protocol, seeds=TIE_SEEDS), log, workers)
+        scorer = Scorer(tasks, replace(protocol, seeds=TIE_SEEDS), log, workers, progress=progress)
         scored = scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob) for c in candidates])
         means = [sum(c.seed_logs) / len(c.seed_logs) for c in scored]
         return [-m if math.isfinite(m) else None for m in means]

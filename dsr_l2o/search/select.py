@@ -60,16 +60,61 @@ class Scorer:
     """Fair-protocol scores of formulas on validation tasks, as ratios to tuned Adam.
 
     Each task is tuned whole in one process; with ``workers`` > 1 the tasks are shared among
-    forked processes (:func:`~dsr_l2o.workers.map_jobs`), with the same values."""
+    forked processes (:func:`~dsr_l2o.workers.map_jobs`), with the same values. Tuned Adam (the
+    :attr:`reference`) joins the first formulas scored on each task, in the same job. Every run's
+    score is kept (:attr:`memo`, per task), and a scorer made by :meth:`with_seeds` trains only
+    the seeds it adds."""
 
-    def __init__(self, tasks, protocol, log: Callable[[str], None], workers: int = 1):
+    def __init__(self, tasks, protocol, log: Callable[[str], None], workers: int = 1,
+                 memo: dict[str, dict] | None = None, progress: Callable[[int, int], None] | None = None):
         from ..engine import tune_batched
-        from ..evaluation import get_baseline
 
         self.tasks, self.protocol, self.log, self.workers, self._tune = tasks, protocol, log, workers, tune_batched
-        adam = get_baseline("adam")
-        scores = map_jobs(lambda task: tune_batched(adam, task, protocol).best_score, tasks, workers)
-        self.reference = {t.name: score for t, score in zip(tasks, scores)}
+        self.memo = memo if memo is not None else {t.name: {} for t in tasks}
+        self.progress = progress
+        """Called with (tasks done, tasks) as each task of a round is tuned."""
+        self._reference: dict[str, float] | None = None
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> "Scorer":
+        """A scorer of the same tasks with these seeds, which reuses this one's runs."""
+        from dataclasses import replace
+
+        return Scorer(self.tasks, replace(self.protocol, seeds=seeds), self.log, self.workers, self.memo,
+                      self.progress)
+
+    @property
+    def reference(self) -> dict[str, float]:
+        """Tuned Adam's score on each task (by name), tuned now if no formula was scored yet (so
+        a task that cannot be trained raises its error here)."""
+        if self._reference is None:
+            self._tune_all([])
+        return self._reference
+
+    def _tune_all(self, specs: list) -> list[list]:
+        """Per task, the tune results of ``specs``; tuned Adam is tuned along with them (its own
+        batch, so its values are those of a run alone) until the reference is known."""
+        from ..evaluation import get_baseline
+
+        adam = [] if self._reference is not None else [get_baseline("adam")]
+
+        def job(task):
+            memo = self.memo[task.name]
+            return self._tune(adam + specs, task, self.protocol, memo=memo), memo
+
+        done = []
+
+        def tick(_):
+            done.append(1)
+            self.progress(len(done), len(self.tasks))
+
+        tuned = []
+        jobs = map_jobs(job, self.tasks, self.workers, on_done=tick if self.progress else None)
+        for task, (results, memo) in zip(self.tasks, jobs):
+            self.memo[task.name] = memo  # a worker filled its own copy
+            tuned.append(results)
+        if adam:
+            self._reference = {t.name: results[0].best_score for t, results in zip(self.tasks, tuned)}
+        return [results[len(adam):] for results in tuned]
 
     def score(self, candidate: Candidate) -> Candidate:
         """Score one candidate (see :meth:`score_many`)."""
@@ -85,9 +130,10 @@ class Scorer:
         specs = [formula_spec(c.formula) for c in candidates]
         logs = [[] for _ in candidates]
         per_seed = [[[] for _ in self.protocol.seeds] for _ in candidates]
-        tuned = map_jobs(lambda task: self._tune(specs, task, self.protocol), self.tasks, self.workers)
+        tuned = self._tune_all(specs)
+        reference = self.reference
         for task, results in zip(self.tasks, tuned):
-            ref = max(self.reference[task.name], FLOOR)
+            ref = max(reference[task.name], FLOOR)
             for k, (candidate, result) in enumerate(zip(candidates, results)):
                 candidate.scores[task.name] = result.best_score
                 candidate.lrs[task.name] = result.best_lr
@@ -97,7 +143,7 @@ class Scorer:
                     logs[k].append(math.log(result.best_lr))
         for candidate, seeds, lrs in zip(candidates, per_seed, logs):
             candidate.seed_logs = [sum(x) / len(x) for x in seeds]
-            ratio = geometric_mean_ratio(candidate.scores.values(), (self.reference[t.name] for t in self.tasks))
+            ratio = geometric_mean_ratio(candidate.scores.values(), (reference[t.name] for t in self.tasks))
             candidate.ratio = math.inf if ratio is None else ratio
             candidate.lr = float(f"{math.exp(sum(lrs) / len(lrs)):.3g}") if lrs else None
         return candidates
@@ -170,10 +216,7 @@ def _shown(value: float | None) -> str:
 
 
 def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...], log) -> tuple["Scorer", list[Candidate]]:
-    from dataclasses import replace
-
-    seeds = tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + seeds))
-    scorer = Scorer(scorer.tasks, replace(scorer.protocol, seeds=seeds), log, scorer.workers)
+    scorer = scorer.with_seeds(tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + seeds)))
     return scorer, scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
 
 
@@ -258,6 +301,25 @@ def build_candidates(discretisations, grammar, probes, simplify) -> list[Candida
         seen.add(formula.text)
         out.append(Candidate(formula, d.text, d.log_prob, degenerate_reason(formula, probes)))
     return out
+
+
+def reject_equivalents(candidates: list[Candidate]) -> None:
+    """Reject each candidate that is the same rule as another one (:func:`~dsr_l2o.naming.same_rule_key`:
+    ``sign(m)``, ``sign(m_hat)`` and ``sign(m_tilde)`` are one rule), keeping of each rule the one
+    already scored, else the simplest, then the first by text (the choice :func:`decide` would make
+    between their identical scores). Scoring the others would only repeat its runs."""
+    from ..naming import same_rule_key
+
+    groups: dict = {}
+    for candidate in candidates:
+        if not candidate.rejected:
+            key = same_rule_key(candidate.formula)
+            groups.setdefault(candidate.formula.text if key is None else key, []).append(candidate)
+    for group in groups.values():
+        kept = min(group, key=lambda c: (not c.scores, c.formula.size, c.formula.text))
+        for candidate in group:
+            if candidate is not kept:
+                candidate.rejected = f"the same rule as {kept.formula.text}"
 
 
 def snap_constants(candidate: Candidate, scorer: Scorer, simplify, log) -> Candidate:
