@@ -57,17 +57,36 @@ def main() -> None:
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC ({cpu_name()}, {os.cpu_count()} CPUs, load average "
         f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}).", "",
         f"- `{' '.join(['dsr-l2o search', *extra])}`{'' if extra else ' with no arguments'} (device {fresh.get('device')}): "
-        f"**{seconds / 60:.1f} minutes** "
+        f"**{seconds / 60:.1f} minutes** ({seconds:.0f} s) "
         "wall clock, all phases included (meta-training "
         f"{fresh['metrics']['seconds']:.0f} s, then the candidates on the validation tasks, "
         f"workers: {fresh['config'].get('workers', 1)}).",
         f"- Formula **`{fresh['formula']}`** (stage `{fresh['stage']}`), lr {fresh['lr']}.",
         "- It reproduces the `searches/default/result.json` committed before this run: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()) + ".",
+        *_candidate_changes(committed["candidates"], fresh["candidates"]),
     ]
     out = Path(__file__).with_name(f"default_search_workers{args.workers}.md" if args.workers else "default_search.md")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+
+
+def _candidate_changes(before: list[dict], after: list[dict]) -> list[str]:
+    """One line per candidate whose record differs between the two runs."""
+    old = {c["formula"]: c for c in before}
+    new = {c["formula"]: c for c in after}
+    lines = []
+    for text in dict.fromkeys([*old, *new]):
+        a, b = old.get(text), new.get(text)
+        if a == b:
+            continue
+        if a is None or b is None:
+            lines.append(f"  - `{text}`: {'new' if a is None else 'gone'} in this run.")
+        else:
+            fields = ", ".join(k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k))
+            why = f" (now rejected: {b['rejected']})" if b.get("rejected") and not a.get("rejected") else ""
+            lines.append(f"  - `{text}`: {fields} differ{why}.")
+    return lines
 
 
 if __name__ == "__main__":
