@@ -22,13 +22,16 @@ def _scores(workers: int):
     tasks = [get_task(n) for n in ("quadratic_illcond", "val_logistic", "val_valley")]
     scorer = Scorer(tasks, PROTOCOL, lambda text: None, workers)
     candidates = scorer.score_many([Candidate(parse_formula(f), f, None) for f in ("m_tilde", "sign(m)", "g")])
-    return scorer.reference, [(c.scores, c.lrs, c.seed_logs, c.ratio, c.lr) for c in candidates]
+    more = scorer.with_seeds((0, 1, 2))  # reuses the runs the workers filed in the memo
+    rescored = more.score_many([Candidate(c.formula, c.raw_text, None) for c in candidates[:2]])
+    return scorer.reference, [(c.scores, c.lrs, c.seed_logs, c.ratio, c.lr) for c in candidates + rescored]
 
 
 def test_workers_give_the_values_of_one_process_bit_for_bit():
     one, two = _scores(1), _scores(2)
     assert one == two
-    assert len({ratio for *_, ratio, _ in one[1]}) == 3  # three different rules, so the comparison means something
+    assert len({ratio for *_, ratio, _ in one[1][:3]}) == 3  # three different rules, so the comparison means something
+    assert [len(seed_logs) for _, _, seed_logs, _, _ in one[1]] == [2, 2, 2, 3, 3]
 
 
 def test_tuned_adam_joins_the_first_candidates_with_the_values_of_a_run_alone():
