@@ -189,7 +189,7 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
     seed_rules = (lambda c, leader: _mean(c.seed_logs) - _mean(leader.seed_logs) <= max(c.spread, leader.spread),
                   lambda c, leader: _within_errors([a - b for a, b in zip(c.seed_logs, leader.seed_logs)]))
     for seeds, seed_tied in zip((TIE_SEEDS, MORE_SEEDS), seed_rules):
-        scorer, rescored = _rescore(finalists, scorer, seeds, log)
+        scorer, rescored = _rescore(finalists, scorer, seeds)
         leader = min(rescored, key=lambda c: _mean(c.seed_logs))
         by_task = {id(c): _task_tied(_task_differences(c, leader)) for c in rescored}
         by_seed = {id(c): seed_tied(c, leader) for c in rescored}
@@ -215,7 +215,7 @@ def _shown(value: float | None) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
 
-def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...], log) -> tuple["Scorer", list[Candidate]]:
+def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...]) -> tuple["Scorer", list[Candidate]]:
     scorer = scorer.with_seeds(tuple(dict.fromkeys(tuple(scorer.protocol.seeds) + seeds)))
     return scorer, scorer.score_many([Candidate(c.formula, c.raw_text, c.log_prob, stage=c.stage) for c in finalists])
 
