@@ -10,7 +10,7 @@ from dsr_l2o.errors import ConfigError
 from dsr_l2o.expr import to_text
 from dsr_l2o.search.config import load_config
 from dsr_l2o.search.guards import degenerate_reason, probe_operands
-from dsr_l2o.search.select import unit_scale
+from dsr_l2o.search.select import unit_scale, unit_scaled
 from dsr_l2o.tasks import get_task
 
 
@@ -23,6 +23,21 @@ from dsr_l2o.tasks import get_task
 ])
 def test_unit_scale_drops_only_a_global_positive_factor(text, expected):
     assert to_text(unit_scale(parse_formula(text).expr)) == expected
+
+
+@pytest.mark.parametrize("text, expected, grammar", [
+    ("m + m", "m", "grammars/sign_momentum.yaml"),  # a grammar without the constant 2
+    ("sign(m) + sign(m)", "sign(m)", "grammars/sign_momentum.yaml"),
+    ("m + 0.5 * m", "m", None),
+    ("-(m + m)", "-m", None),
+    ("m_tilde + m", "m_tilde + m", None),
+    ("m + sign(m)", "m + sign(m)", None),
+])
+def test_a_factor_only_sympy_shows_is_dropped_too(text, expected, grammar):
+    from dsr_l2o.simplify import simplify
+
+    formula = simplify(parse_formula(text, load_grammar(grammar) if grammar else None))
+    assert unit_scaled(formula, simplify).text == expected
 
 
 @pytest.mark.parametrize("formula, reason", [

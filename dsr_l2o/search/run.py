@@ -294,11 +294,11 @@ def _hall_candidates(hall, grammar, probes, simplify, known: set[str]) -> list:
     """The hall of fame's best samples (mean advantage over the tasks each met) as candidates."""
     from ..formula import parse_formula
     from .guards import degenerate_reason
-    from .select import Candidate
+    from .select import Candidate, unit_scaled
 
     out = []
     for text, reward, count in hall.best(HALL_KEPT, min_count=2) or hall.best(HALL_KEPT):
-        formula = simplify(parse_formula(text, grammar))
+        formula = unit_scaled(simplify(parse_formula(text, grammar)), simplify)
         if formula.text not in known:
             known.add(formula.text)
             out.append(Candidate(formula, text, None, degenerate_reason(formula, probes)))

@@ -288,14 +288,35 @@ def _divide(node: ex.Expr, factor: float) -> ex.Expr:
     return node.args[1] if value == 1.0 else ex.Call("mul", (ex.Num(value), node.args[1]))
 
 
+def unit_scaled(formula: Formula, simplify) -> Formula:
+    """``formula`` without a positive constant factor of the whole (:func:`unit_scale`), also
+    one that only sympy's form shows (``m + m`` is ``2 * m``, so it becomes ``m``); the factor
+    must come out exactly (same values, checked) and the rest be writable in the grammar."""
+    from ..errors import FormulaError
+
+    rescaled = unit_scale(formula.expr)
+    if rescaled != formula.expr:
+        formula = simplify(Formula(rescaled, formula.grammar))
+    coefficient, rest = formula.sympy.as_coeff_Mul()
+    if not (coefficient.is_positive and coefficient != 1 and rest.free_symbols):
+        return formula
+    try:
+        from ..simplify import allowed_operators, from_sympy, same_values
+
+        grammar = formula.grammar
+        tree = from_sympy(rest, grammar, allowed_operators(grammar) | ex.operators_used(formula.expr))
+        unit = simplify(Formula(grammar.parse(ex.to_text(tree)), grammar))
+    except (ImportError, FormulaError, RecursionError, OverflowError, ValueError):
+        return formula
+    scaled_back = Formula(ex.Call("mul", (ex.Num(float(coefficient)), unit.expr)), formula.grammar)
+    return unit if same_values(scaled_back, formula) else formula
+
+
 def build_candidates(discretisations, grammar, probes, simplify) -> list[Candidate]:
     """Simplify each discretisation, drop duplicates and reject degenerate ones (with a reason)."""
     out, seen = [], set()
     for d in discretisations:
-        formula = simplify(Formula(unit_scale(d.expr), grammar))
-        rescaled = unit_scale(formula.expr)
-        if rescaled != formula.expr:
-            formula = simplify(Formula(rescaled, grammar))
+        formula = unit_scaled(simplify(Formula(unit_scale(d.expr), grammar)), simplify)
         if formula.text in seen:
             continue
         seen.add(formula.text)
