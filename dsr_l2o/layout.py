@@ -17,7 +17,12 @@ ema         ``average(op)``     the buffer ``beta * s + (1 - beta) * source`` (u
                                 it is read), divided by ``1 - beta**t`` when ``op.debias``
 prev        ``previous(op)``    the buffer holding ``source`` of the previous step (zero at the
                                 first); it is read, then set to this step's ``source``
+norm        ``norm(op)``        the Euclidean norm of ``op.source`` over each parameter tensor,
+                                the same number at every coordinate of that tensor (no state)
 ==========  ==================  ============================================================
+
+A ``norm`` is the one operand that is not per coordinate: MARS's per-tensor gradient clip and
+LAMB's trust ratio read one. A flat vector with no tensor boundaries is one tensor.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from . import expr as ex
 from .grammar import Grammar, Operand
 
 _METHODS = {"grad": "gradient", "param": "parameter", "step": "step", "expr": "derived", "ema": "average",
-            "prev": "previous"}
+            "prev": "previous", "norm": "norm"}
 
 
 def dispatch(operand: Operand, backend):
@@ -82,6 +87,11 @@ class OperandLayout:
     def debiased(self) -> dict[str, float]:
         """``operand -> beta`` for every operand read through ``1 / (1 - beta**t)``."""
         return {n: self.grammar.operands[n].beta for n in self.buffer_of if self.grammar.operands[n].debias}
+
+    @property
+    def norms(self) -> list[str]:
+        """The operands that are a per-tensor norm (they need the tensors' boundaries)."""
+        return [n for n in self.order if self.grammar.operands[n].kind == "norm"]
 
     def updates(self, name: str) -> bool:
         """Whether reading ``name`` is where its buffer is updated (its first reader in order)."""

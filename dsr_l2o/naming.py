@@ -162,6 +162,9 @@ class _Definitions:
         label = f"prev[{self.derived(op)}]"
         return sp.Symbol(label, **({"nonnegative": True} if op.nonnegative else {"real": True}))
 
+    def norm(self, op):
+        return sp.Symbol(f"norm[{self.derived(op)}]", nonnegative=True)
+
 
 @lru_cache(maxsize=64)
 def _definitions(grammar: Grammar, betas: bool = True, debias_factor: bool = False) -> dict[sp.Symbol, sp.Expr]:
@@ -228,18 +231,19 @@ def positive_scale(formula: Formula, rule: Formula, betas: bool = True) -> float
 
 
 @lru_cache(maxsize=1)
-def _trajectories() -> tuple[tuple[tuple[torch.Tensor, torch.Tensor], ...], ...]:
-    """Per probe task, ``(grad, param)`` at each step of a short Adam run, on fixed coordinates."""
+def _trajectories() -> tuple[tuple[tuple[tuple[torch.Tensor, torch.Tensor], ...], tuple[int, ...], torch.Tensor], ...]:
+    """Per probe task: ``(grad, param)`` (whole flat vectors) at each step of a short Adam run,
+    the sizes of the task's parameter tensors, and the fixed coordinates that are recorded."""
     from .tasks.registry import get_task
 
     with torch.enable_grad():
         return tuple(_adam_run(get_task(name)) for name in PROBE_TASKS)
 
 
-def _adam_run(task) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+def _adam_run(task):
     params = [p.detach().float().clone().requires_grad_(True) for p in task.init(0)]
-    total = sum(p.numel() for p in params)
-    keep = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:PROBE_COORDINATES].sort().values
+    sizes = tuple(p.numel() for p in params)
+    keep = torch.randperm(sum(sizes), generator=torch.Generator().manual_seed(0))[:PROBE_COORDINATES].sort().values
     optimizer = torch.optim.Adam(params, lr=PROBE_LR)
     steps = []
     for t in range(PROBE_STEPS):
@@ -248,25 +252,27 @@ def _adam_run(task) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         if not torch.isfinite(flat_grad).all():
             break
         flat_param = torch.cat([p.detach().reshape(-1) for p in params]).double()
-        steps.append((flat_grad[keep].clone(), flat_param[keep].clone()))
+        steps.append((flat_grad, flat_param))
         for p, gr in zip(params, grads):
             p.grad = gr
         optimizer.step()
-    return tuple(steps)
+    return tuple(steps), sizes, keep
 
 
 @lru_cache(maxsize=64)
 def recorded_operands(grammar: Grammar) -> tuple[dict[str, torch.Tensor], ...]:
-    """Per probe run, every operand of ``grammar`` at every recorded step (``[steps, coordinates]``)."""
+    """Per probe run, every operand of ``grammar`` at every recorded step (``[steps, coordinates]``);
+    operands are computed on the whole parameter vector (per-tensor norms included), then the
+    fixed coordinates are kept."""
     tracker = OperandTracker(grammar, grammar.operands)
     runs = []
-    for run in _trajectories():
+    for run, sizes, keep in _trajectories():
         if not run:
             continue
         state, steps = tracker.init(run[0][0]), []
         for t, (grad, param) in enumerate(run, 1):
-            state, values = tracker.step(state, grad, param, t)
-            steps.append(values)
+            state, values = tracker.step(state, grad, param, t, sizes)
+            steps.append({name: value[keep] for name, value in values.items()})
         runs.append({name: torch.stack([v[name] for v in steps]) for name in steps[0]})
     return tuple(runs)
 

@@ -94,6 +94,9 @@ class _LatexDefinition:
             body = rf"\left({body}\right)"
         return rf"{self.name}_t = {body}_{{t-1}},\quad {self.name}_1 = 0"
 
+    def norm(self, op):
+        return rf"{self.name} = \left\lVert {latex(self.grammar, op.source)} \right\rVert_2\ \text{{(per tensor)}}"
+
 
 class _TextDefinition:
     """The layout backend that writes one operand's definition in plain text."""
@@ -116,6 +119,9 @@ class _TextDefinition:
 
     def previous(self, op):
         return f"{ex.to_text(op.source)} at the previous step (0 at the first)"
+
+    def norm(self, op):
+        return f"Euclidean norm of {ex.to_text(op.source)} over each parameter tensor"
 
 
 def operand_latex(grammar: Grammar, operand: Operand) -> str:

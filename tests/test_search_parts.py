@@ -89,7 +89,9 @@ def test_cuda_request_without_gpu_is_a_clear_error(tmp_path):
     assert resolve_device("auto").type == "cpu"
 
 
-def test_default_settings_load_and_name_the_default_grammar():
+def test_default_settings_load_and_name_the_packaged_mars_grammar():
     config = load_config()
-    assert config.grammar is None and config.horizon % config.unroll == 0
-    assert load_grammar(config.grammar).name == "default"
+    assert config.grammar == "mars" and config.horizon % config.unroll == 0
+    grammar, default = load_grammar(config.grammar), load_grammar(None)
+    assert grammar.name == "mars" and default.name == "default"
+    assert set(default.operands) < set(grammar.operands) and grammar.operands["c_norm"].kind == "norm"

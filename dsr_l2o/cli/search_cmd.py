@@ -28,7 +28,7 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def search(grammar_yaml, config_file, tasks, validation_tasks, meta_steps, depth, seed, device, meta_batch, nproc,
            workers, grow, out, resume, quiet):
-    """Search GRAMMAR_YAML (default: grammars/default.yaml) for an update rule.
+    """Search GRAMMAR_YAML (default: grammars/mars.yaml, as searches/default.yaml says) for an update rule.
 
     Meta-trains a relaxed expression over the grammar on the task family, reads off its most likely
     formulas, scores them against tuned Adam on the validation tasks (close ones are decided by

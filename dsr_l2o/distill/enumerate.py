@@ -80,7 +80,7 @@ class _Units:
         found = _infer(op.source, self.units)
         return found if isinstance(found, tuple) else DIMENSIONLESS
 
-    average = previous = derived
+    average = previous = norm = derived
 
 
 def _infer(node: ex.Expr, units: dict[str, Unit]):

@@ -91,7 +91,7 @@ def record(teacher, family, grammar, names, episodes: int = 8, steps: int = 100,
             grads = torch.autograd.grad(loss, params)
             before = flatten([p.detach() for p in params])[0].clone()
             flat_grad = flatten(list(grads))[0]
-            ema, values = tracker.step(ema, flat_grad, before, step + 1)
+            ema, values = tracker.step(ema, flat_grad, before, step + 1, [p.numel() for p in params])
             for p, g in zip(params, grads):
                 p.grad = g.clone()
             optimizer.step()

@@ -19,10 +19,11 @@ from .operands import BatchOperands
 
 
 class FormulaStepper:
-    """Steps ``formulas[k]`` on the member slice ``slices[k]`` of the ``R`` axis."""
+    """Steps ``formulas[k]`` on the member slice ``slices[k]`` of the ``R`` axis (``segments``:
+    the parameter tensors' sizes along ``N``, which per-tensor ``norm`` operands reduce over)."""
 
     def __init__(self, formulas: Sequence[Formula], counts: Sequence[int], lrs: torch.Tensor,
-                 weight_decays: torch.Tensor | None = None):
+                 weight_decays: torch.Tensor | None = None, segments: Sequence[int] | None = None):
         if not formulas or len(formulas) != len(counts):
             raise ConfigError("a formula batch needs one member count per formula")
         grammar = formulas[0].grammar
@@ -33,6 +34,7 @@ class FormulaStepper:
         self.slices = [slice(a, a + n) for a, n in zip(starts, counts)]
         needed = set().union(*(f.operands for f in formulas))
         self.tracker = BatchOperands(grammar, sorted(needed))
+        self.segments = list(segments) if segments is not None and self.tracker.layout.norms else None
         self.lrs = lrs.reshape(1, -1, 1)
         decay = None if weight_decays is None or not bool((weight_decays != 0).any()) else weight_decays
         self.decay = None if decay is None else (1.0 - lrs * decay).reshape(1, -1, 1)
@@ -46,10 +48,10 @@ class FormulaStepper:
         """The new state and parameters after step ``t`` (from 1); nothing is changed in place."""
         if self.decay is not None:
             params = params * self.decay
-        state, values = self.tracker.step(state, grads, params, t)
+        state, values = self.tracker.step(state, grads, params, t, self.segments)
         directions = []
         for formula, part in zip(self.formulas, self.slices):
-            env = self.tracker.for_slice(formula.operands, values, part, grads, params, t)
+            env = self.tracker.for_slice(formula.operands, values, part, grads, params, t, self.segments)
             if not env:
                 env = {"g": grads[:, part]}
             directions.append(formula.evaluate(env).to(params.dtype))

@@ -9,7 +9,7 @@ slice only.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 
@@ -36,17 +36,19 @@ class BatchOperands:
         """Zero buffers (moving averages, held values) shaped like ``like``."""
         return {key: torch.zeros_like(like) for key in self.layout.state_keys}
 
-    def step(self, state: dict, grads: torch.Tensor, params: torch.Tensor, t: int) -> tuple[dict, dict]:
-        """Advance the EMAs to step ``t`` (from 1); returns the new state and the full-size values."""
-        backend = StepBackend(self.layout, state, grads, params, t)
+    def step(self, state: dict, grads: torch.Tensor, params: torch.Tensor, t: int,
+             segments: Sequence[int] | None = None) -> tuple[dict, dict]:
+        """Advance the EMAs to step ``t`` (from 1); returns the new state and the full-size values
+        (``segments``: the parameter tensors' sizes along ``N``, for per-tensor norms)."""
+        backend = StepBackend(self.layout, state, grads, params, t, segments)
         for op in self.full:
             backend.values[op.name] = dispatch(op, backend)
         return {**state, **backend.new_state}, backend.values
 
     def for_slice(self, names: Iterable[str], values: dict, part: slice, grads: torch.Tensor,
-                  params: torch.Tensor, t: int) -> dict[str, torch.Tensor]:
+                  params: torch.Tensor, t: int, segments: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
         """The operands ``names`` (and what they need) on the member slice ``part``."""
-        backend = StepBackend(self.layout, {}, grads[:, part], params[:, part], t)
+        backend = StepBackend(self.layout, {}, grads[:, part], params[:, part], t, segments)
         backend.values = {n: v[:, part] for n, v in values.items()}
         for name in self.grammar.dependencies(names):
             if name not in backend.values:

@@ -79,7 +79,7 @@ def train_formulas(formulas: Sequence[Formula], task, members: Sequence[tuple[in
     if weight_decays is not None:
         decay = torch.tensor([float(weight_decays[members[i][0]]) for i in order], dtype=params.dtype,
                              device=params.device)
-    stepper = FormulaStepper([formulas[k] for k in used], counts, lrs, decay)
+    stepper = FormulaStepper([formulas[k] for k in used], counts, lrs, decay, segments=layout.sizes)
     state = stepper.init(params)
     losses_fns = [FlatLoss(t, layout) for t in _seeded(task, seeds)]
     alive = torch.ones(params.shape[:2], dtype=torch.bool, device=params.device)

@@ -269,6 +269,10 @@ class _TorchPrinter:
         source = self.tensor_expr(self.grammar.to_sympy(op.source))
         return [f"{var} = {buffer}.clone()", f"{buffer}.copy_({source})"]
 
+    def norm(self, op):
+        source = self.tensor_expr(self.grammar.to_sympy(op.source))
+        return [f"{_py_name(op.name)} = torch.linalg.vector_norm({source}).expand_as(p)"]
+
     def tensor_expr(self, e: sp.Expr) -> str:
         """An expression whose value has the parameter's shape (constants are broadcast)."""
         if e.is_number:

@@ -20,8 +20,9 @@ class Operand:
 
     ``kind`` is ``grad``, ``param``, ``step`` (the step count ``t``, from 1), ``ema`` (an
     exponential moving average of ``source`` updated *before* the rule reads it, optionally
-    divided by ``1 - beta**t``), ``expr`` (``source`` evaluated each step, no state) or ``prev``
-    (the value ``source`` had at the previous step, zero at the first).
+    divided by ``1 - beta**t``), ``expr`` (``source`` evaluated each step, no state), ``prev``
+    (the value ``source`` had at the previous step, zero at the first) or ``norm`` (the Euclidean
+    norm of ``source`` over each parameter tensor, read at every coordinate of it).
     """
 
     name: str

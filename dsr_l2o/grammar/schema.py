@@ -19,8 +19,8 @@ from .custom import custom_operator
 from .model import BUILTIN_KINDS, Grammar, Operand, _nonnegative
 from .yaml_lines import YamlDocument
 
-OPERAND_KEYS = {"ema", "beta", "debias", "expr", "prev"}
-SOURCE_KINDS = ("ema", "expr", "prev")
+OPERAND_KEYS = {"ema", "beta", "debias", "expr", "prev", "norm"}
+SOURCE_KINDS = ("ema", "expr", "prev", "norm")
 TOP_KEYS = {"name", "description", "operands", "unary", "binary", "constants", "operators"}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
@@ -154,17 +154,18 @@ class _Builder(YamlDocument):
                 continue
             if isinstance(spec, str):
                 self.fail(path, f"unknown built-in {shorten(repr(spec))}; use one of {', '.join(BUILTIN_KINDS)} or a "
-                          f"mapping with 'ema', 'expr' or 'prev'{_suggest(spec, BUILTIN_KINDS)}")
+                          f"mapping with 'ema', 'expr', 'prev' or 'norm'{_suggest(spec, BUILTIN_KINDS)}")
             if not isinstance(spec, dict):
-                self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B}, {expr: EXPR} or {prev: EXPR}")
+                self.fail(path, "must be 'grad', 'param', 'step', {ema: EXPR, beta: B}, {expr: EXPR}, {prev: EXPR} or "
+                          "{norm: EXPR}")
             for key in spec:
                 if key not in OPERAND_KEYS:
                     self.fail(path + (key,), f"unknown key; operand keys are {', '.join(sorted(OPERAND_KEYS))}"
                               f"{_suggest(key, OPERAND_KEYS)}")
             kinds = [k for k in SOURCE_KINDS if k in spec]
             if len(kinds) != 1:
-                self.fail(path, "needs exactly one of 'ema' (a moving average), 'expr' (a derived value) or "
-                          "'prev' (a value at the previous step)")
+                self.fail(path, "needs exactly one of 'ema' (a moving average), 'expr' (a derived value), "
+                          "'prev' (a value at the previous step) or 'norm' (a norm per parameter tensor)")
             kind = kinds[0]
             text = spec[kind]
             if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -189,7 +190,7 @@ class _Builder(YamlDocument):
             if kind in BUILTIN_KINDS:
                 operands[name] = Operand(name, kind, nonnegative=kind == "step")
                 continue
-            nonneg = _nonnegative(body, operands, operators)
+            nonneg = kind == "norm" or _nonnegative(body, operands, operators)
             if kind != "ema":
                 for key in ("beta", "debias"):
                     if key in spec:

@@ -128,6 +128,8 @@ class FusedStep:
     """
 
     def __init__(self, program):
+        if program.layout.norms:
+            raise Unsupported("a per-tensor norm operand has no fused lowering")
         self.program = program
         self.state_keys = list(program.state_keys)
         debias = list(program.debias)

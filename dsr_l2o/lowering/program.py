@@ -52,6 +52,7 @@ class Program:
     def __init__(self, formula: Formula, lower: bool = True):
         self.formula = formula
         self.layout = OperandLayout(formula.grammar, formula.operands)
+        lower = lower and not self.layout.norms  # a per-tensor norm runs on the reference evaluator
         self.state_keys: list[str] = self.layout.state_keys
         self.state_of: dict[str, str] = dict(self.layout.buffer_of)
         self.debias = {f"c:{name}": beta for name, beta in self.layout.debiased.items()}
@@ -229,6 +230,9 @@ class _Symbols:
         self.tensor_names[raw] = f"state:{op.name}"
         self._bind(op, raw)
 
+    def norm(self, op):
+        self._bind(op, sp.Symbol(f"{op.name}#norm", nonnegative=True))
+
 
 class _Reference:
     """The layout backend of the reference evaluator: operand values of tensor ``i`` of a run."""
@@ -255,6 +259,16 @@ class _Reference:
 
     def previous(self, op):
         return self.ctx.tensors[f"state:{op.name}"][self.i]
+
+    def norm(self, op):
+        return torch.linalg.vector_norm(_as_like(self.derived(op), self.ctx.tensors["grad"][self.i]))
+
+
+def _as_like(value, ref: torch.Tensor) -> torch.Tensor:
+    """``value`` at every coordinate of ``ref`` (a number or a broadcastable tensor)."""
+    if isinstance(value, torch.Tensor):
+        return value.expand_as(ref)
+    return torch.full_like(ref, float(value))
 
 
 def _ema_scalar(ctx: Ctx, key: str, beta: float, value: float) -> None:

@@ -160,6 +160,14 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
     return config
 
 
+def requested_setting(key: str, path: str | Path | None = None, **overrides) -> Any:
+    """The value of ``key`` that ``overrides`` or the YAML file ``path`` set (``None`` where only
+    the packaged defaults do)."""
+    if overrides.get(key) is not None:
+        return overrides[key]
+    return _read(Path(path)).get(key) if path is not None else None
+
+
 def load_config(path: str | Path | None = None, **overrides) -> SearchConfig:
     """Defaults from ``searches/default.yaml``, then ``path`` (YAML), then non-None ``overrides``."""
     merged: dict[str, Any] = dict(_read(Path(path))) if path is not None else {}

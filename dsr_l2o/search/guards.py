@@ -25,7 +25,7 @@ def probe_operands(formula: Formula, tasks, steps: int = 20, lr: float = 1e-3):
             (grad,) = torch.autograd.grad(loss, theta)
             if not torch.isfinite(grad).all():
                 break
-            state, values = tracker.step(state, grad, flat, t + 1)
+            state, values = tracker.step(state, grad, flat, t + 1, [s.numel() for s in shapes])
             probes.append(values)
             flat = flat - lr * grad
     return probes

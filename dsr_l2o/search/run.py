@@ -24,7 +24,7 @@ from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_te
 from ..threads import single_thread
 from ..workers import resolve_workers
 from . import distributed
-from .config import SearchConfig, load_config
+from .config import SearchConfig, load_config, requested_setting
 from .discretize import argmax_choice, set_choice, to_expr, top_k
 from .meta_train import MetaTrainer, run_meta_training
 from .relaxation import RelaxedRule
@@ -64,7 +64,8 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
     if writer:
         clean_temp_files(out)
     if resume:
-        requested_grammar, settings = settings.grammar, resumed_settings(out, config, overrides)
+        requested_grammar = requested_setting("grammar", config, **overrides)
+        settings = resumed_settings(out, config, overrides)
     elif (out / "result.json").exists() or (out / "checkpoint.pt").exists():
         raise ConfigError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
     grammar_path = Path(settings.grammar) if settings.grammar else default_grammar_path()

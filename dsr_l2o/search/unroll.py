@@ -134,6 +134,7 @@ def _steps(rule, episode: Episode, tracker, config, temperature, generator, star
     if carry.generator_state is not None:
         generator.set_state(carry.generator_state)
     task, shapes, second = episode.task, episode.shapes, config.second_order
+    segments = [math.prod(s) for s in shapes]
     theta, ema, scales, peak = carry.theta, carry.ema, carry.scales, carry.peak
     logs = []
     for k in range(start, stop):
@@ -150,9 +151,9 @@ def _steps(rule, episode: Episode, tracker, config, temperature, generator, star
         if not torch.isfinite(grad).all():
             return _Carry(theta, ema, scales, peak), logs, True
         if second:
-            ema, values = tracker.step(ema, grad, theta, t + 1)
+            ema, values = tracker.step(ema, grad, theta, t + 1, segments)
         else:
-            ema, values = tracker.step(ema, grad.detach(), theta.detach(), t + 1)
+            ema, values = tracker.step(ema, grad.detach(), theta.detach(), t + 1, segments)
         if config.relaxation == "sampled":
             direction = rule(values, temperature, generator=generator)
         else:

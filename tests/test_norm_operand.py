@@ -1,0 +1,149 @@
+"""``norm`` operands (a Euclidean norm per parameter tensor): one meaning on every backend."""
+
+import importlib.util
+import warnings
+
+import pytest
+import torch
+
+import dsr_l2o.lowering.fused as fused_module
+from dsr_l2o.engine import tune_batched
+from dsr_l2o.errors import GrammarError
+from dsr_l2o.evaluation.baselines import formula_spec
+from dsr_l2o.evaluation.protocol import EvalProtocol, tune
+from dsr_l2o.export.torch_source import torch_source
+from dsr_l2o.formula import parse_formula
+from dsr_l2o.grammar import load_grammar
+from dsr_l2o.naming import positive_scale, recorded_operands, same_rule_key
+from dsr_l2o.notation import operand_latex, operand_text
+from dsr_l2o.optimizer import SymbolicOptimizer
+from dsr_l2o.search.features import OperandTracker, tensor_norms
+from dsr_l2o.tasks import get_task
+
+GRAMMAR = """name: tensor_norms
+operands:
+  g: grad
+  w: param
+  g_prev: {prev: g}
+  c: {expr: "g + 0.225 * (g - g_prev)"}
+  c_norm: {norm: c}
+  k: {expr: "c / max(1, c_norm)"}
+  k_hat: {ema: k, beta: 0.9, debias: true}
+  ku_hat: {ema: "k**2", beta: 0.999, debias: true}
+  k_tilde: {expr: "k_hat / (sqrt(ku_hat) + 1e-8)"}
+  w_norm: {norm: w}
+  two: {norm: 2}
+unary: [sign, sqrt, abs]
+binary: [add, sub, mul, div]
+"""
+FORMULAS = ["k_tilde", "g * w_norm / (c_norm + 0.001)", "sign(g) * c_norm + 0.01 * two * w"]
+LR, STEPS, DECAY = 0.05, 5, 0.1
+SHAPES = [(5, 3), (7,), (2, 2)]
+
+
+@pytest.fixture(scope="module")
+def grammar():
+    return load_grammar(GRAMMAR)
+
+
+def _gradients(step):
+    gen = torch.Generator().manual_seed(100 + step)
+    return [3 * torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES]
+
+
+def _start():
+    gen = torch.Generator().manual_seed(1)
+    return [torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES]
+
+
+def _run(make):
+    params = [p.clone().requires_grad_() for p in _start()]
+    opt = make(params)
+    for step in range(STEPS):
+        for p, g in zip(params, _gradients(step)):
+            p.grad = g
+        opt.step()
+    return torch.cat([p.detach().flatten() for p in params]), opt
+
+
+def _by_definition(formula, segments):
+    """The rule unrolled with the functional tracker of meta-training, on one flat vector."""
+    tracker = OperandTracker(formula.grammar, formula.operands)
+    w = torch.cat([p.flatten() for p in _start()])
+    state = tracker.init(w)
+    for step in range(STEPS):
+        g = torch.cat([x.flatten() for x in _gradients(step)])
+        w = w * (1 - LR * DECAY)
+        state, values = tracker.step(state, g, w, step + 1, segments)
+        w = w - LR * formula.evaluate(values)
+    return w
+
+
+def test_a_norm_is_taken_over_each_tensor_and_read_at_each_of_its_coordinates():
+    x = torch.tensor([[3.0, 4.0, 1.0, 0.0, 0.0], [0.0, 0.0, 2.0, 2.0, 1.0]])
+    assert tensor_norms(x, [2, 3]).tolist() == [[5.0, 5.0, 1.0, 1.0, 1.0], [0.0, 0.0, 3.0, 3.0, 3.0]]
+    assert tensor_norms(x[0]).tolist() == pytest.approx([26.0**0.5] * 5)
+    with pytest.raises(ValueError, match="do not add up"):
+        tensor_norms(x, [2, 2])
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
+    monkeypatch.setattr(fused_module, "BACKEND", "eager")
+    formula = parse_formula(text, grammar)
+    want = _by_definition(formula, [torch.Size(s).numel() for s in SHAPES])
+    assert not torch.allclose(want, _by_definition(formula, None))  # the tensors' boundaries matter
+    path = tmp_path / "norm_export.py"
+    path.write_text(torch_source(formula, lr=LR), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    makers = [lambda ps, **kw: SymbolicOptimizer(ps, formula, lr=LR, weight_decay=DECAY, **kw),
+              lambda ps, **kw: module.DiscoveredOptimizer(ps, lr=LR, weight_decay=DECAY, **kw)]
+    for make in makers:
+        for kw in ({"foreach": False}, {"foreach": True}, {"fused": True}):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # SymbolicOptimizer's fused step falls back
+                got, _ = _run(lambda ps: make(ps, **kw))
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_fused_step_says_it_runs_eagerly(grammar):
+    formula = parse_formula("k_tilde", grammar)
+    with pytest.warns(RuntimeWarning, match="per-tensor norm"):
+        _run(lambda ps: SymbolicOptimizer(ps, formula, lr=LR, fused=True))
+
+
+def test_batched_engine_equals_sequential_trainer(grammar):
+    task = get_task("mlp_digits_relu")
+    protocol = EvalProtocol(lrs=(1e-2, 1e-1), seeds=(0,), steps=8, extend_edges=1)
+    specs = [formula_spec(text, grammar) for text in FORMULAS[:2]]
+    for spec, result in zip(specs, tune_batched(specs, task, protocol)):
+        sequential = tune(spec, task, protocol)
+        assert result.best_lr == sequential.best_lr
+        assert result.scores_by_lr == pytest.approx(sequential.scores_by_lr, rel=1e-4)
+
+
+def test_definitions_are_written_named_and_probed(grammar):
+    ops = grammar.operands
+    assert operand_text(ops["c_norm"]) == "Euclidean norm of c over each parameter tensor"
+    assert operand_latex(grammar, ops["w_norm"]).startswith(r"{w_{\mathrm{norm}}} = \left\lVert w \right\rVert_2")
+    assert ops["c_norm"].nonnegative and ops["two"].nonnegative
+    k = parse_formula("k_tilde", grammar)
+    assert positive_scale(parse_formula("3 * k_tilde", grammar), k) == 3
+    assert positive_scale(parse_formula("g * w_norm", grammar), parse_formula("g", grammar)) is None
+    assert same_rule_key(parse_formula("g * w_norm", grammar)) != same_rule_key(parse_formula("g * c_norm", grammar))
+    runs = recorded_operands(grammar)
+    assert all(run["w_norm"].shape == run["g"].shape for run in runs)
+    assert float(runs[-1]["w_norm"].min()) < float(runs[-1]["w_norm"].max())  # several tensors, several norms
+
+
+@pytest.mark.parametrize("operands, message", [
+    ("  g: grad\n  n: {norm: g, beta: 0.9}\n", "only applies to 'ema'"),
+    ("  g: grad\n  n: {norm: g, expr: g}\n", "exactly one of 'ema'"),
+    ("  g: grad\n  n: {norm: 'g +'}\n", "operands.n.norm"),
+])
+def test_bad_norm_operands_get_one_line(operands, message):
+    with pytest.raises(GrammarError, match=message) as err:
+        load_grammar(f"name: bad\noperands:\n{operands}")
+    assert "\n" not in str(err.value)
