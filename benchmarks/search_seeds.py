@@ -207,8 +207,9 @@ def main(argv=None) -> int:
                      f"{len(s['beats_sgd_and_momentum'])}/{len(SUITE_TEST)} | {seconds} |{rerun}")
     aside = [(r["seed"], f, v) for r in rows for f, v in r["set_aside"].items()]
     if aside:
-        lines += ["", "Finalists the selection set aside (within 25% of the best one-seed validation ratio, then tied by "
-                  "the rule of `docs/search.md` and decided by simplicity or the tie tasks), on the same test tasks:", "",
+        lines += ["", "Finalists the selection set aside (within 25% of the best one-seed validation ratio, then decided "
+                  "by the rule of `docs/search.md`: by more seeds where a lead holds across tasks, else by simplicity or "
+                  "the tie tasks), on the same test tasks:", "",
                   "| seed | set aside | one-seed validation / Adam | test / Adam | tie-task rating | meta-training's rating | "
                   "chosen instead | its test / Adam | its tie-task rating | its meta-training rating |",
                   "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]

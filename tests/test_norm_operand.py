@@ -147,3 +147,18 @@ def test_bad_norm_operands_get_one_line(operands, message):
     with pytest.raises(GrammarError, match=message) as err:
         load_grammar(f"name: bad\noperands:\n{operands}")
     assert "\n" not in str(err.value)
+
+
+def test_recorded_and_probed_norms_are_per_tensor(grammar):
+    from dsr_l2o.distill.record import record
+    from dsr_l2o.evaluation.baselines import get_baseline
+    from dsr_l2o.search.guards import probe_operands
+    from dsr_l2o.tasks import get_family
+
+    formula = parse_formula("k_tilde", grammar)
+    teacher = get_baseline("sgd").__class__("mars_step", lambda p, lr: SymbolicOptimizer(p, formula, lr=lr))
+    trace = record(teacher, get_family("mlp_digits"), grammar, ["k_tilde", "c_norm"], episodes=1, steps=6, coords=512)
+    torch.testing.assert_close(trace.operands["k_tilde"], trace.direction, rtol=1e-9, atol=1e-12)
+    assert len(set(trace.operands["c_norm"].tolist())) > 6  # several tensors at each of six steps
+    probes = probe_operands(formula, [get_task("mlp_digits_relu")], steps=3)
+    assert all(len(set(p["c_norm"].tolist())) > 1 for p in probes)
