@@ -1,17 +1,13 @@
 """``norm`` operands (a Euclidean norm per parameter tensor): one meaning on every backend."""
 
-import importlib.util
 import warnings
 
 import pytest
 import torch
 
 import dsr_l2o.lowering.fused as fused_module
-from dsr_l2o.engine import tune_batched
 from dsr_l2o.errors import GrammarError
-from dsr_l2o.evaluation.baselines import formula_spec
-from dsr_l2o.evaluation.protocol import EvalProtocol, tune
-from dsr_l2o.export.torch_source import torch_source
+from dsr_l2o.evaluation.protocol import EvalProtocol
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
 from dsr_l2o.naming import positive_scale, recorded_operands, same_rule_key
@@ -19,6 +15,7 @@ from dsr_l2o.notation import operand_latex, operand_text
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.search.features import OperandTracker, tensor_norms
 from dsr_l2o.tasks import get_task
+from operand_paths import assert_engine_matches_sequential, exported_module
 
 GRAMMAR = """name: tensor_norms
 operands:
@@ -93,19 +90,17 @@ def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
     formula = parse_formula(text, grammar)
     want = _by_definition(formula, [torch.Size(s).numel() for s in SHAPES])
     assert not torch.allclose(want, _by_definition(formula, None))  # the tensors' boundaries matter
-    path = tmp_path / "norm_export.py"
-    path.write_text(torch_source(formula, lr=LR), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = exported_module(formula, tmp_path / "norm_export.py", LR)
     makers = [lambda ps, **kw: SymbolicOptimizer(ps, formula, lr=LR, weight_decay=DECAY, **kw),
               lambda ps, **kw: module.DiscoveredOptimizer(ps, lr=LR, weight_decay=DECAY, **kw)]
     for make in makers:
         for kw in ({"foreach": False}, {"foreach": True}, {"fused": True}):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # SymbolicOptimizer's fused step falls back
-                got, _ = _run(lambda ps: make(ps, **kw))
+                got, opt = _run(lambda ps: make(ps, **kw))
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+            if make is makers[1]:
+                assert not opt._fused_failed  # the exported optimizer's compiled step takes norms itself
 
 
 def test_the_fused_step_says_it_runs_eagerly(grammar):
@@ -115,13 +110,7 @@ def test_the_fused_step_says_it_runs_eagerly(grammar):
 
 
 def test_batched_engine_equals_sequential_trainer(grammar):
-    task = get_task("mlp_digits_relu")
-    protocol = EvalProtocol(lrs=(1e-2, 1e-1), seeds=(0,), steps=8, extend_edges=1)
-    specs = [formula_spec(text, grammar) for text in FORMULAS[:2]]
-    for spec, result in zip(specs, tune_batched(specs, task, protocol)):
-        sequential = tune(spec, task, protocol)
-        assert result.best_lr == sequential.best_lr
-        assert result.scores_by_lr == pytest.approx(sequential.scores_by_lr, rel=1e-4)
+    assert_engine_matches_sequential(FORMULAS[:2], grammar, get_task("mlp_digits_relu"), EvalProtocol(lrs=(1e-2, 1e-1), seeds=(0,), steps=8, extend_edges=1))
 
 
 def test_definitions_are_written_named_and_probed(grammar):

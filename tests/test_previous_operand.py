@@ -1,16 +1,11 @@
 """``prev`` operands (a value at the previous step): one meaning on every backend."""
 
-import importlib.util
-
 import pytest
 import torch
 
 import dsr_l2o.lowering.fused as fused_module
-from dsr_l2o.engine import tune_batched
 from dsr_l2o.errors import GrammarError
-from dsr_l2o.evaluation.baselines import formula_spec
-from dsr_l2o.evaluation.protocol import EvalProtocol, tune
-from dsr_l2o.export.torch_source import torch_source
+from dsr_l2o.evaluation.protocol import EvalProtocol
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
 from dsr_l2o.naming import positive_scale
@@ -18,6 +13,7 @@ from dsr_l2o.notation import operand_latex, operand_text
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.search.features import OperandTracker
 from dsr_l2o.tasks import get_task
+from operand_paths import assert_engine_matches_sequential, exported_module
 
 GRAMMAR = """name: previous
 operands:
@@ -81,11 +77,7 @@ def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
     formula = parse_formula(text, grammar)
     shapes = [(5, 3), (7,)]
     want = _by_definition(formula, shapes)
-    path = tmp_path / "previous_export.py"
-    path.write_text(torch_source(formula, lr=LR), encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = exported_module(formula, tmp_path / "previous_export.py", LR)
     makers = [lambda ps, **kw: SymbolicOptimizer(ps, formula, lr=LR, weight_decay=DECAY, **kw),
               lambda ps, **kw: module.DiscoveredOptimizer(ps, lr=LR, weight_decay=DECAY, **kw)]
     for make in makers:
@@ -125,13 +117,7 @@ def test_the_held_value_is_the_previous_one_and_zero_at_first(grammar):
 
 
 def test_batched_engine_equals_sequential_trainer(grammar):
-    task = get_task("quadratic_illcond")
-    protocol = EvalProtocol(lrs=(1e-3, 1e-2, 1e-1), seeds=(0, 1), steps=15, extend_edges=1)
-    specs = [formula_spec(text, grammar) for text in FORMULAS[:2]]
-    for spec, result in zip(specs, tune_batched(specs, task, protocol)):
-        sequential = tune(spec, task, protocol)
-        assert result.best_lr == sequential.best_lr
-        assert result.scores_by_lr == pytest.approx(sequential.scores_by_lr, rel=1e-4)
+    assert_engine_matches_sequential(FORMULAS[:2], grammar, get_task("quadratic_illcond"), EvalProtocol(lrs=(1e-3, 1e-2, 1e-1), seeds=(0, 1), steps=15, extend_edges=1))
 
 
 def test_definitions_are_written_and_named(grammar):

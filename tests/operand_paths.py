@@ -1,0 +1,28 @@
+"""Shared checks of an operand kind on every path: the exported optimizer, the batched engine."""
+
+import importlib.util
+
+import pytest
+
+from dsr_l2o.engine import tune_batched
+from dsr_l2o.evaluation.baselines import formula_spec
+from dsr_l2o.evaluation.protocol import tune
+from dsr_l2o.export.torch_source import torch_source
+
+
+def exported_module(formula, path, lr):
+    """The module of ``formula``'s exported optimizer, written to ``path`` and imported."""
+    path.write_text(torch_source(formula, lr=lr), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_engine_matches_sequential(texts, grammar, task, protocol):
+    """The batched engine tunes each formula of ``texts`` as the sequential protocol does."""
+    specs = [formula_spec(text, grammar) for text in texts]
+    for spec, result in zip(specs, tune_batched(specs, task, protocol)):
+        sequential = tune(spec, task, protocol)
+        assert result.best_lr == sequential.best_lr
+        assert result.scores_by_lr == pytest.approx(sequential.scores_by_lr, rel=1e-4)
