@@ -18,6 +18,7 @@ def probe_operands(formula: Formula, tasks, steps: int = 20, lr: float = 1e-3):
     probes = []
     for task in tasks:
         flat, shapes = flatten([p.detach().float() for p in task.init(0)])
+        sizes = [s.numel() for s in shapes]
         state = tracker.init(flat)
         for t in range(steps):
             theta = flat.clone().requires_grad_(True)
@@ -25,7 +26,7 @@ def probe_operands(formula: Formula, tasks, steps: int = 20, lr: float = 1e-3):
             (grad,) = torch.autograd.grad(loss, theta)
             if not torch.isfinite(grad).all():
                 break
-            state, values = tracker.step(state, grad, flat, t + 1, [s.numel() for s in shapes])
+            state, values = tracker.step(state, grad, flat, t + 1, sizes)
             probes.append(values)
             flat = flat - lr * grad
     return probes
