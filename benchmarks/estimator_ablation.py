@@ -41,7 +41,8 @@ def seconds_per_meta_step(seed: int, steps: int = 10) -> float:
     from dsr_l2o.tasks import get_family
 
     config = load_config(None, seed=seed, device="cpu", **STRAIGHT_THROUGH)
-    rule = RelaxedRule(load_grammar(default_grammar_path()), config.depth, config.init_lr, config.init_bias)
+    grammar = load_grammar(config.grammar or default_grammar_path())  # the searched grammar, as in search()
+    rule = RelaxedRule(grammar, config.depth, config.init_lr, config.init_bias)
     trainer = MetaTrainer(rule, get_family(config.tasks), config, torch.device("cpu"))
     start = time.perf_counter()
     for _ in range(steps):
@@ -102,7 +103,8 @@ def main(argv=None) -> int:
     lines = ["# Estimator ablation: population gradient against straight-through, same budget", "",
              f"Written by `python benchmarks/estimator_ablation.py --seed {args.seed}`; do not edit by hand. "
              f"{dt.date.today()}, {cpu_name()}, {time.perf_counter() - started:.0f} s in all.", "",
-             "Both searches are `dsr-l2o search` with the defaults (task suite, `SUITE_VALIDATION` to select, grow "
+             "Both searches are `dsr-l2o search` with the defaults (grammar "
+             f"`{Path(population['config']['grammar'] or 'default').stem}`, task suite, `SUITE_VALIDATION` to select, grow "
              f"off, seed {args.seed}) and one change: the estimator. The straight-through arm uses the settings it was "
              f"tuned with ({', '.join(f'{k} {v}' for k, v in STRAIGHT_THROUGH.items() if k != 'estimator')}) and "
              f"{steps} meta-steps, which at {per_step:.2f} s each fill the population arm's {budget:.0f} s of "

@@ -1,7 +1,8 @@
 """Does the search's meta-objective rank update rules as the fair protocol does on the test tasks?
 
 For a panel of published rules (written in one grammar, ``grammars/published.yaml`` plus Lion's
-slow momentum), in one process:
+slow momentum and the operands of ``grammars/mars.yaml``, which the default search reads), in one
+process:
 
 * **meta-objective**: the reward the default search's population estimator (``estimator: population``) gives a
   formula, averaged over tasks sampled from the ``suite`` meta-training family: the bounded log
@@ -32,17 +33,30 @@ PANEL = {
     "Grams": "sign(g) * abs(m_tilde)", "cautious momentum": "m * (1 + sign(g) * sign(m)) / 2",
     "soft cautious momentum": "m + 0.5 * sign(g) * abs(m)", "cautious Adam": "m_tilde * (1 + sign(g) * sign(m_tilde)) / 2",
     "soft cautious Adam": "m_tilde + 0.5 * sign(g) * abs(m_tilde)", "LaProp": "laprop",
-    "AdaBelief": "m_hat / (sqrt(s_hat) + 1e-8)",
+    "AdaBelief": "m_hat / (sqrt(s_hat) + 1e-8)", "MARS (Adam's betas)": "k_tilde",
 }
+MARS_OPERANDS = ("g_prev", "c", "c_norm", "k", "k_hat", "ku_hat", "k_tilde")
 
 
 def grammar():
     from dsr_l2o.grammar import load_grammar
     from dsr_l2o.resources import data_path
 
+    mars = load_grammar(data_path("grammars", "mars.yaml")).operands
+    extra = "".join(f"  {n}: {_definition(mars[n])}\n" for n in MARS_OPERANDS)
     text = data_path("grammars", "published.yaml").read_text(encoding="utf-8")
     text = text.replace("operands:\n", "operands:\n  m99: {ema: g, beta: 0.99}\n", 1).replace("name: published", "name: panel")
-    return load_grammar(text)
+    return load_grammar(text.replace("unary:", extra + "unary:", 1))
+
+
+def _definition(operand) -> str:
+    """An operand of ``grammars/mars.yaml`` written back as its YAML definition."""
+    from dsr_l2o.expr import to_text
+
+    if operand.kind == "ema":
+        return (f'{{ema: "{to_text(operand.source)}", beta: {operand.beta}'
+                + (", debias: true}" if operand.debias else "}"))
+    return f'{{{operand.kind}: "{to_text(operand.source)}"}}'
 
 
 def meta_objective(formulas, count: int) -> list[float]:

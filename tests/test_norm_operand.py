@@ -96,17 +96,36 @@ def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
     for make in makers:
         for kw in ({"foreach": False}, {"foreach": True}, {"fused": True}):
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # SymbolicOptimizer's fused step falls back
+                warnings.simplefilter("error", RuntimeWarning)  # no path falls back
                 got, opt = _run(lambda ps: make(ps, **kw))
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-            if make is makers[1]:
-                assert not opt._fused_failed  # the exported optimizer's compiled step takes norms itself
+            assert not opt._fused_failed  # the compiled step takes norms itself
+    assert SymbolicOptimizer(_start(), formula).program.lowered  # not the reference evaluator
 
 
-def test_the_fused_step_says_it_runs_eagerly(grammar):
+def test_norms_come_between_the_moving_averages_that_read_and_feed_them(grammar):
+    program = SymbolicOptimizer(_start(), parse_formula("k_tilde + 0.1 * w_norm", grammar)).program
+    positions = {name: position for name, position, _ in program.norm_sources}
+    assert positions == {"c_norm": 0, "w_norm": 2}  # before k's averages, which read it
+
+
+def test_inductor_kernel_takes_the_norms_in_float32(grammar):
     formula = parse_formula("k_tilde", grammar)
-    with pytest.warns(RuntimeWarning, match="per-tensor norm"):
-        _run(lambda ps: SymbolicOptimizer(ps, formula, lr=LR, fused=True))
+    start = [p.float() for p in _start()]
+
+    def run(**kw):
+        params = [p.clone().requires_grad_() for p in start]
+        opt = SymbolicOptimizer(params, formula, lr=LR, weight_decay=DECAY, **kw)
+        for step in range(3):
+            for p, g in zip(params, _gradients(step)):
+                p.grad = g.float()
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in params]), opt
+
+    eager, _ = run()
+    fused, opt = run(fused=True)
+    assert not opt._fused_failed
+    torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-6)
 
 
 def test_batched_engine_equals_sequential_trainer(grammar):

@@ -60,7 +60,8 @@ def summary_lines(comparison, reference: str) -> list[str]:
 @click.option("--tasks", "tasks_text", default=None,
               help="Comma-separated tasks: built-in task or family names, a task set (suite_test, "
                    "suite_validation, validation), or module:attr naming a task or a task family "
-                   "[default: validation, the built-in validation tasks].")
+                   "[default: validation, the built-in validation tasks; suite_test holds the test tasks the "
+                   "README's numbers are measured on].")
 @click.option("--family-samples", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Tasks drawn from each family in --tasks (family.sample(0), sample(1), ...).")
 @click.option("--baselines", "baselines_text", default=None,

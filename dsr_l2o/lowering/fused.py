@@ -128,8 +128,6 @@ class FusedStep:
     """
 
     def __init__(self, program):
-        if program.layout.norms:
-            raise Unsupported("a per-tensor norm operand has no fused lowering")
         self.program = program
         self.state_keys = list(program.state_keys)
         debias = list(program.debias)
@@ -141,6 +139,8 @@ class FusedStep:
         self.emas = [(f"state:{key}", beta, low.lower(expand_forms(source)))
                      for key, beta, source in program.ema_sources]
         self.held = [(f"state:{key}", low.lower(expand_forms(source))) for key, source in program.held_sources]
+        self.norms = [(f"norm:{name}", position, low.lower(expand_forms(source)))
+                      for name, position, source in program.norm_sources]
         self.update = low.lower(expand_forms(program.update_expr))
         self._compiled = None
 
@@ -163,16 +163,26 @@ class FusedStep:
             env = {"grad": grads[i], "param": w, "#scalars": scalars}
             for k, key in enumerate(self.state_keys):
                 env[f"state:{key}"] = states[k][i]
-            for name, beta, source in self.emas:
+            for k, (name, beta, source) in enumerate(self.emas):
+                self._norms_at(env, k, w)
                 old, value = env[name], source(env)
                 new = torch.lerp(old, value, 1.0 - beta) if isinstance(value, torch.Tensor) else old * beta + value * (1.0 - beta)
                 env[name] = new
                 old.copy_(new)
+            self._norms_at(env, len(self.emas), w)
             held = [(env[name], source(env)) for name, source in self.held]
             new = w - lr * self.update(env)
             for old, value in held:  # written after everything read them, before the parameter
                 old.copy_(value) if isinstance(value, torch.Tensor) else old.fill_(value)
             p.copy_(new)
+
+    def _norms_at(self, env: dict, position: int, like: torch.Tensor) -> None:
+        """The per-tensor norms that come after ``position`` moving-average updates (a 0-d tensor each)."""
+        for key, at, source in self.norms:
+            if at == position:
+                value = source(env)
+                value = value.expand_as(like) if isinstance(value, torch.Tensor) else torch.full_like(like, value)
+                env[key] = torch.linalg.vector_norm(value)
 
     def compiled(self) -> Callable:
         """``run`` compiled with ``torch.compile`` (dynamic shapes, one graph, no graph breaks)."""

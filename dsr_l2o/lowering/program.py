@@ -3,8 +3,9 @@
 The formula's sympy form (guards already dropped where they provably never fire) is rewritten
 over the *raw* optimizer state, as the operand layout says: a debiased EMA operand ``m_hat``
 becomes ``c * m`` with the per-step scalar ``c = 1 / (1 - beta**t)``, derived ``expr`` operands
-are substituted by their definitions. Anything the compiler does not know falls back to the
-reference evaluator (:meth:`dsr_l2o.grammar.Grammar.evaluate`), so values always follow the safe
+are substituted by their definitions, and a per-tensor ``norm`` operand is computed once per
+tensor (between the moving-average updates that feed and read it) and read as a tensor. Anything
+the compiler does not know falls back to the reference evaluator (:meth:`dsr_l2o.grammar.Grammar.evaluate`), so values always follow the safe
 semantics of :mod:`dsr_l2o.operators`.
 """
 
@@ -35,6 +36,16 @@ class EmaUpdate:
 
 
 @dataclass
+class NormValue:
+    """``norm:name`` <- the Euclidean norm of ``source`` over each tensor, at every coordinate."""
+
+    name: str
+    position: int
+    """How many moving averages are updated before it is computed (it may read them, and they it)."""
+    source: Callable[[Ctx], list[torch.Tensor]]
+
+
+@dataclass
 class HeldValue:
     """``state[key] <- source`` once the step's update is computed (a ``prev`` operand's buffer)."""
 
@@ -43,7 +54,8 @@ class HeldValue:
 
 
 class Program:
-    """A formula compiled to tensor ops: EMA updates, then ``w <- w - lr * f``, then the held values.
+    """A formula compiled to tensor ops: EMA updates (with the per-tensor norms in layout order),
+    then ``w <- w - lr * f``, then the held values.
 
     ``state_keys`` names the buffers it needs (one per distinct moving average), ``lowered`` says
     whether the fast path was built (``False`` means the reference evaluator runs).
@@ -52,7 +64,6 @@ class Program:
     def __init__(self, formula: Formula, lower: bool = True):
         self.formula = formula
         self.layout = OperandLayout(formula.grammar, formula.operands)
-        lower = lower and not self.layout.norms  # a per-tensor norm runs on the reference evaluator
         self.state_keys: list[str] = self.layout.state_keys
         self.state_of: dict[str, str] = dict(self.layout.buffer_of)
         self.debias = {f"c:{name}": beta for name, beta in self.layout.debiased.items()}
@@ -65,6 +76,8 @@ class Program:
         self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
         self.held_sources = [(k, e) for k, e, _ in symbols.held_sources]
         self.held = [HeldValue(k, self._held(e, src, lower)) for k, e, src in symbols.held_sources]
+        self.norm_sources = [(n, pos, e) for n, pos, e, _ in symbols.norm_sources]
+        self.norms = [NormValue(n, pos, self._norm(e, src, lower)) for n, pos, e, src in symbols.norm_sources]
         self.update = self._update(self.update_expr, lower)
 
     # building -------------------------------------------------------------------
@@ -100,6 +113,13 @@ class Program:
             out = [torch.zeros_like(g) for g in ctx.tensors["grad"]]
             accumulate(ctx, out, term, 1.0)
             return out
+        return run
+
+    def _norm(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
+        values = self._held(expr, source, lower)
+
+        def run(ctx: Ctx) -> list[torch.Tensor]:
+            return [torch.linalg.vector_norm(v).expand_as(v) for v in values(ctx)]
         return run
 
     def _update(self, expr: sp.Expr, lower: bool) -> Term:
@@ -144,6 +164,9 @@ class Program:
                   state: dict[str, list[torch.Tensor]], t: int) -> list[torch.Tensor]:
         """The update direction ``f`` for the current state (no EMA update, nothing changed)."""
         ctx = self._ctx(ops, params, grads, state, t)
+        for k in range(len(self.emas) + 1):
+            self._norms_at(ctx, k)
+        ctx.memo = {}
         out = [torch.zeros_like(g) for g in grads]
         if self.update.nums or self.update.dens:
             accumulate(ctx, out, self.update, 1.0)
@@ -162,9 +185,11 @@ class Program:
         if weight_decay != 0.0:
             ops.inplace("mul", params, 1.0 - lr * weight_decay)
         ctx = self._ctx(ops, params, grads, state, t)
-        for ema in self.emas:
+        for k, ema in enumerate(self.emas):
+            self._norms_at(ctx, k)
             ctx.memo = {}
             ema.source(ctx, f"state:{ema.key}")
+        self._norms_at(ctx, len(self.emas))
         ctx.memo = {}
         held = [(ctx.tensors[f"state:{h.key}"], h.source(ctx)) for h in self.held]
         term = self.update
@@ -175,6 +200,14 @@ class Program:
         for buffers, values in held:
             for buffer, value in zip(buffers, values):
                 buffer.copy_(value)
+
+
+    def _norms_at(self, ctx: Ctx, position: int) -> None:
+        """Compute the norms that come after ``position`` moving-average updates."""
+        for norm in self.norms:
+            if norm.position == position:
+                ctx.memo = {}
+                ctx.tensors[f"norm:{norm.name}"] = norm.source(ctx)
 
 
 class _Symbols:
@@ -188,6 +221,7 @@ class _Symbols:
         self.subs: dict[sp.Symbol, sp.Expr] = {}
         self.ema_sources: list[tuple[str, float, sp.Expr, object]] = []
         self.held_sources: list[tuple[str, sp.Expr, object]] = []
+        self.norm_sources: list[tuple[str, int, sp.Expr, object]] = []
 
     def _bind(self, op, value):
         self.subs[self.grammar.symbol(op.name)] = value
@@ -231,7 +265,11 @@ class _Symbols:
         self._bind(op, raw)
 
     def norm(self, op):
-        self._bind(op, sp.Symbol(f"{op.name}#norm", nonnegative=True))
+        source = self.grammar.to_sympy(op.source).xreplace(self.subs)
+        self.norm_sources.append((op.name, len(self.ema_sources), source, op.source))
+        symbol = sp.Symbol(f"{op.name}#norm", nonnegative=True)
+        self.tensor_names[symbol] = f"norm:{op.name}"
+        self._bind(op, symbol)
 
 
 class _Reference:
