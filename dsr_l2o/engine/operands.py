@@ -31,6 +31,7 @@ class BatchOperands:
         for n in stateful:
             full.update(grammar.dependencies(variables(grammar.operands[n].source)))
         self.full = [op for op in self.layout.operands() if op.name in full]
+        self._orders: dict[tuple[str, ...], list[str]] = {}
 
     def init(self, like: torch.Tensor) -> dict:
         """Zero buffers (moving averages, held values) shaped like ``like``."""
@@ -48,9 +49,13 @@ class BatchOperands:
     def for_slice(self, names: Iterable[str], values: dict, part: slice, grads: torch.Tensor,
                   params: torch.Tensor, t: int, segments: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
         """The operands ``names`` (and what they need) on the member slice ``part``."""
+        key = tuple(names)
+        order = self._orders.get(key)
+        if order is None:
+            order = self._orders[key] = self.grammar.dependencies(key)
         backend = StepBackend(self.layout, {}, grads[:, part], params[:, part], t, segments)
-        backend.values = {n: v[:, part] for n, v in values.items()}
-        for name in self.grammar.dependencies(names):
+        backend.values = {n: values[n][:, part] for n in order if n in values}
+        for name in order:
             if name not in backend.values:
                 backend.values[name] = dispatch(self.grammar.operands[name], backend)
         return {n: backend.values[n] for n in names}

@@ -27,6 +27,14 @@ def expand_forms(expr: sp.Expr) -> sp.Expr:
     return expr.replace(guarded, lambda e: FORMS[type(e)][1].kernel(SYMPY, *e.args))
 
 
+def count_subexpressions(exprs) -> Counter:
+    """How often each sub-expression occurs in ``exprs`` (operator forms expanded first)."""
+    counts: Counter = Counter()
+    for expr in exprs:
+        counts.update(sp.preorder_traversal(expand_forms(expr)))
+    return counts
+
+
 def _is_primitive(e: sp.Expr) -> bool:
     """A one-argument function whose kernel is the primitive of the same name."""
     return len(e.args) == 1 and FORMS[type(e)][1].kernel(SYMPY, *e.args) == e
@@ -35,8 +43,12 @@ def _is_primitive(e: sp.Expr) -> bool:
 class Lowerer:
     """Lowers sympy expressions over tensor symbols and scalar symbols into run functions."""
 
-    def __init__(self, tensor_names: dict[sp.Symbol, str], scalar_names: dict[sp.Symbol, str]):
+    def __init__(self, tensor_names: dict[sp.Symbol, str], scalar_names: dict[sp.Symbol, str],
+                 counts: Counter | None = None):
         self.tensor_names, self.scalar_names = tensor_names, scalar_names
+        self.shared = counts
+        """Sub-expression counts over every expression of a program (shared ones are computed once
+        per run and kept in the run's memo); ``None``: counted per prepared expression."""
         self.counts: Counter = Counter()
 
     def is_scalar(self, e: sp.Expr) -> bool:
@@ -45,7 +57,7 @@ class Lowerer:
     def prepare(self, expr: sp.Expr) -> sp.Expr:
         """Expand operator forms into primitives and count shared sub-expressions (computed once per run)."""
         expr = expand_forms(expr)
-        self.counts = Counter(sp.preorder_traversal(expr))
+        self.counts = count_subexpressions([expr]) if self.shared is None else self.shared
         return expr
 
     # scalars ------------------------------------------------------------------

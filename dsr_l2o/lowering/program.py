@@ -20,7 +20,7 @@ import torch
 from ..expr import variables
 from ..formula import Formula
 from ..layout import OperandLayout, dispatch
-from .compiler import Lowerer
+from .compiler import Lowerer, count_subexpressions
 from .kernels import TV, Ctx, Term, TensorOps, Unsupported, accumulate, sval
 
 # ----------------------------------------------------------------------------- programs
@@ -73,6 +73,11 @@ class Program:
         self.lowered = lower
         self.ema_sources = [(k, b, e) for k, b, e, _ in symbols.ema_sources]
         self.update_expr = formula.sympy.xreplace(self.subs)
+        self._counts = count_subexpressions([e for _, _, e, _ in symbols.ema_sources]
+                                            + [e for _, _, e, _ in symbols.norm_sources]
+                                            + [e for _, e, _ in symbols.held_sources] + [self.update_expr])
+        self._reads = {key: {s for s, name in self.tensor_names.items() if name == f"state:{key}"}
+                       for key, _, _, _ in symbols.ema_sources}
         self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
         self.held_sources = [(k, e) for k, e, _ in symbols.held_sources]
         self.held = [HeldValue(k, self._held(e, src, lower)) for k, e, src in symbols.held_sources]
@@ -82,7 +87,7 @@ class Program:
 
     # building -------------------------------------------------------------------
     def _lowerer(self) -> Lowerer:
-        return Lowerer(self.tensor_names, self.scalar_names)
+        return Lowerer(self.tensor_names, self.scalar_names, self._counts)
 
     def _source(self, expr: sp.Expr, source, lower: bool) -> tuple[object, Term | None]:
         """A buffer's source: ``(scalar, None)`` when it is a per-step scalar, else ``(None, term)``
@@ -166,7 +171,6 @@ class Program:
         ctx = self._ctx(ops, params, grads, state, t)
         for k in range(len(self.emas) + 1):
             self._norms_at(ctx, k)
-        ctx.memo = {}
         out = [torch.zeros_like(g) for g in grads]
         if self.update.nums or self.update.dens:
             accumulate(ctx, out, self.update, 1.0)
@@ -187,10 +191,10 @@ class Program:
         ctx = self._ctx(ops, params, grads, state, t)
         for k, ema in enumerate(self.emas):
             self._norms_at(ctx, k)
-            ctx.memo = {}
             ema.source(ctx, f"state:{ema.key}")
+            reads = self._reads[ema.key]  # values computed from the buffer before its update are stale
+            ctx.memo = {e: v for e, v in ctx.memo.items() if not (e.free_symbols & reads)}
         self._norms_at(ctx, len(self.emas))
-        ctx.memo = {}
         held = [(ctx.tensors[f"state:{h.key}"], h.source(ctx)) for h in self.held]
         term = self.update
         if term.nums or term.dens:
@@ -206,7 +210,6 @@ class Program:
         """Compute the norms that come after ``position`` moving-average updates."""
         for norm in self.norms:
             if norm.position == position:
-                ctx.memo = {}
                 ctx.tensors[f"norm:{norm.name}"] = norm.source(ctx)
 
 
