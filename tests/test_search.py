@@ -138,9 +138,14 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
         _wait_for(lambda: (tmp_path / "run" / "checkpoint.pt").exists(), timeout=120)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=press_ctrl_c_after_the_first_checkpoint, daemon=True).start()
-    with pytest.raises(SystemExit) as info:
-        main(["search", "--config", str(config), "--out", "run", "--quiet"])
+    # A shell's background job starts with SIGINT ignored, and Python then keeps it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=press_ctrl_c_after_the_first_checkpoint, daemon=True).start()
+        with pytest.raises(SystemExit) as info:
+            main(["search", "--config", str(config), "--out", "run", "--quiet"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert info.value.code == 130
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("interrupted at meta-step ") and message.endswith("; continue with --resume --out run")
