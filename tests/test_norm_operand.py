@@ -30,10 +30,13 @@ operands:
   k_tilde: {expr: "k_hat / (sqrt(ku_hat) + 1e-8)"}
   w_norm: {norm: w}
   two: {norm: 2}
+  m: {ema: g, beta: 0.9}
+  m_norm: {norm: m}
+  gm: {ema: "g * m_norm", beta: 0.5}
 unary: [sign, sqrt, abs]
 binary: [add, sub, mul, div]
 """
-FORMULAS = ["k_tilde", "g * w_norm / (c_norm + 0.001)", "sign(g) * c_norm + 0.01 * two * w"]
+FORMULAS = ["k_tilde", "g * w_norm / (c_norm + 0.001)", "sign(g) * c_norm + 0.01 * two * w", "gm / (m_norm + 1)"]
 LR, STEPS, DECAY = 0.05, 5, 0.1
 SHAPES = [(5, 3), (7,), (2, 2)]
 
@@ -104,9 +107,11 @@ def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
 
 
 def test_norms_come_between_the_moving_averages_that_read_and_feed_them(grammar):
-    program = SymbolicOptimizer(_start(), parse_formula("k_tilde + 0.1 * w_norm", grammar)).program
+    program = SymbolicOptimizer(_start(), parse_formula("k_tilde + 0.1 * w_norm + gm", grammar)).program
     positions = {name: position for name, position, _ in program.norm_sources}
-    assert positions == {"c_norm": 0, "w_norm": 2}  # before k's averages, which read it
+    updates = [key for key, _, _ in program.ema_sources]
+    assert positions["c_norm"] <= updates.index("k_hat")  # k's averages read it
+    assert updates.index("m") < positions["m_norm"] <= updates.index("gm")  # it reads m; gm reads it
 
 
 def test_inductor_kernel_takes_the_norms_in_float32(grammar):
