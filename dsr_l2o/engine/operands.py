@@ -58,4 +58,4 @@ class BatchOperands:
         for name in order:
             if name not in backend.values:
                 backend.values[name] = dispatch(self.grammar.operands[name], backend)
-        return {n: backend.values[n] for n in names}
+        return {n: backend.values[n] for n in key}

@@ -4,9 +4,9 @@ into a single generated kernel per formula (Inductor emits C++ on CPU and Triton
 The formula's sympy form over the raw state (the same one :class:`~.program.Program` lowers, guards
 already dropped where they provably never fire) becomes a tree of closures that compute values
 out of place; the step reads every tensor once and writes the parameter and each moving average
-once. The per-step scalars (learning rate, the weight-decay factor, ``t`` and the bias
-corrections) travel as one small tensor, so a new step or a scheduled learning rate does not
-recompile. One compiled call updates a whole list of tensors (one parameter group's bucket):
+once (a per-tensor norm reads its source once more, for the reduction). The per-step scalars
+(learning rate, the weight-decay factor, ``t`` and the bias corrections) travel as one small
+tensor, so a new step or a scheduled learning rate does not recompile. One compiled call updates a whole list of tensors (one parameter group's bucket):
 the call overhead is paid once per step, not once per tensor.
 """
 

@@ -4,9 +4,11 @@ The formula's sympy form (guards already dropped where they provably never fire)
 over the *raw* optimizer state, as the operand layout says: a debiased EMA operand ``m_hat``
 becomes ``c * m`` with the per-step scalar ``c = 1 / (1 - beta**t)``, derived ``expr`` operands
 are substituted by their definitions, and a per-tensor ``norm`` operand is computed once per
-tensor (between the moving-average updates that feed and read it) and read as a tensor. Anything
-the compiler does not know falls back to the reference evaluator (:meth:`dsr_l2o.grammar.Grammar.evaluate`), so values always follow the safe
-semantics of :mod:`dsr_l2o.operators`.
+tensor (between the moving-average updates that feed and read it) and read as a tensor. A
+sub-expression that several stages read is computed once per step and released after the last of
+them. Anything the compiler does not know falls back to the reference evaluator
+(:meth:`dsr_l2o.grammar.Grammar.evaluate`), so values always follow the safe semantics of
+:mod:`dsr_l2o.operators`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class NormValue:
 
 
 @dataclass
+class Stage:
+    """One step of a run before the held values and the update: a norm or a moving average, then
+    the memoised sub-expressions no later stage reads (or that read the average it updated)."""
+
+    kind: str
+    run: Callable[[Ctx], None]
+    release: list[sp.Expr]
+
+
+@dataclass
 class HeldValue:
     """``state[key] <- source`` once the step's update is computed (a ``prev`` operand's buffer)."""
 
@@ -58,7 +70,8 @@ class Program:
     then ``w <- w - lr * f``, then the held values.
 
     ``state_keys`` names the buffers it needs (one per distinct moving average), ``lowered`` says
-    whether the fast path was built (``False`` means the reference evaluator runs).
+    whether the fast path was built for every stage (``False``: the reference evaluator runs at
+    least one of them).
     """
 
     def __init__(self, formula: Formula, lower: bool = True):
@@ -76,14 +89,13 @@ class Program:
         self._counts = count_subexpressions([e for _, _, e, _ in symbols.ema_sources]
                                             + [e for _, _, e, _ in symbols.norm_sources]
                                             + [e for _, e, _ in symbols.held_sources] + [self.update_expr])
-        self._reads = {key: {s for s, name in self.tensor_names.items() if name == f"state:{key}"}
-                       for key, _, _, _ in symbols.ema_sources}
         self.emas = [EmaUpdate(k, b, self._ema(b, e, src, lower)) for k, b, e, src in symbols.ema_sources]
         self.held_sources = [(k, e) for k, e, _ in symbols.held_sources]
         self.held = [HeldValue(k, self._held(e, src, lower)) for k, e, src in symbols.held_sources]
         self.norm_sources = [(n, pos, e) for n, pos, e, _ in symbols.norm_sources]
         self.norms = [NormValue(n, pos, self._norm(e, src, lower)) for n, pos, e, src in symbols.norm_sources]
         self.update = self._update(self.update_expr, lower)
+        self._plan, self._held_release = self._schedule()
 
     # building -------------------------------------------------------------------
     def _lowerer(self) -> Lowerer:
@@ -100,7 +112,7 @@ class Program:
                     return low.scalar(expr), None
                 return None, low.term(expr) if not expr.is_Add else Term(1.0, [low.tensor(expr)], [], True)
             except Unsupported:
-                pass
+                self.lowered = False
         return None, Term(1.0, [self._reference(source)], [], True)
 
     def _ema(self, beta: float, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], None]:
@@ -121,11 +133,36 @@ class Program:
         return run
 
     def _norm(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
+        if lower and expr in self.tensor_names:  # a state or input tensor itself: no copy first
+            name = self.tensor_names[expr]
+            return lambda ctx: [torch.linalg.vector_norm(v).expand_as(v) for v in ctx.tensors[name]]
         values = self._held(expr, source, lower)
 
         def run(ctx: Ctx) -> list[torch.Tensor]:
             return [torch.linalg.vector_norm(v).expand_as(v) for v in values(ctx)]
         return run
+
+    def _schedule(self) -> tuple[list[Stage], list[sp.Expr]]:
+        """The stages in run order (each norm just before the first moving average it may feed),
+        with what each releases from the memo; and what is released once the held values are read."""
+        order: list[tuple[str, object, sp.Expr]] = []
+        for k in range(len(self.emas) + 1):
+            order += [("norm", n, e) for n, (_, pos, e) in zip(self.norms, self.norm_sources) if pos == k]
+            if k < len(self.emas):
+                order.append(("ema", self.emas[k], self.ema_sources[k][2]))
+        exprs = [e for _, _, e in order] + [sp.Tuple(*(e for _, e in self.held_sources)), self.update_expr]
+        shared = {e for e, n in self._counts.items() if n > 1 and not isinstance(e, sp.Symbol)}
+        last = {}
+        for i, expr in enumerate(count_subexpressions([e]) for e in exprs):
+            last.update((e, i) for e in expr if e in shared)
+        releases = [[e for e, i in last.items() if i == k] for k in range(len(exprs))]
+        plan = []
+        for (kind, item, _), release in zip(order, releases):
+            if kind == "ema":
+                raw = {s for s, name in self.tensor_names.items() if name == f"state:{item.key}"}
+                release = release + [e for e in shared if e.free_symbols & raw and e not in release]
+            plan.append(Stage(kind, _stage_run(kind, item), release))
+        return plan, releases[len(order)]
 
     def _update(self, expr: sp.Expr, lower: bool) -> Term:
         if lower:
@@ -169,8 +206,9 @@ class Program:
                   state: dict[str, list[torch.Tensor]], t: int) -> list[torch.Tensor]:
         """The update direction ``f`` for the current state (no EMA update, nothing changed)."""
         ctx = self._ctx(ops, params, grads, state, t)
-        for k in range(len(self.emas) + 1):
-            self._norms_at(ctx, k)
+        for stage in self._plan:
+            if stage.kind == "norm":
+                stage.run(ctx)
         out = [torch.zeros_like(g) for g in grads]
         if self.update.nums or self.update.dens:
             accumulate(ctx, out, self.update, 1.0)
@@ -189,13 +227,13 @@ class Program:
         if weight_decay != 0.0:
             ops.inplace("mul", params, 1.0 - lr * weight_decay)
         ctx = self._ctx(ops, params, grads, state, t)
-        for k, ema in enumerate(self.emas):
-            self._norms_at(ctx, k)
-            ema.source(ctx, f"state:{ema.key}")
-            reads = self._reads[ema.key]  # values computed from the buffer before its update are stale
-            ctx.memo = {e: v for e, v in ctx.memo.items() if not (e.free_symbols & reads)}
-        self._norms_at(ctx, len(self.emas))
+        for stage in self._plan:
+            stage.run(ctx)
+            for expr in stage.release:
+                ctx.memo.pop(expr, None)
         held = [(ctx.tensors[f"state:{h.key}"], h.source(ctx)) for h in self.held]
+        for expr in self._held_release:
+            ctx.memo.pop(expr, None)
         term = self.update
         if term.nums or term.dens:
             accumulate(ctx, params, term, -lr)
@@ -206,11 +244,13 @@ class Program:
                 buffer.copy_(value)
 
 
-    def _norms_at(self, ctx: Ctx, position: int) -> None:
-        """Compute the norms that come after ``position`` moving-average updates."""
-        for norm in self.norms:
-            if norm.position == position:
-                ctx.tensors[f"norm:{norm.name}"] = norm.source(ctx)
+def _stage_run(kind: str, item) -> Callable[[Ctx], None]:
+    if kind == "ema":
+        return lambda ctx: item.source(ctx, f"state:{item.key}")
+
+    def norm(ctx: Ctx) -> None:
+        ctx.tensors[f"norm:{item.name}"] = item.source(ctx)
+    return norm
 
 
 class _Symbols:
