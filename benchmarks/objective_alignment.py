@@ -39,24 +39,14 @@ MARS_OPERANDS = ("g_prev", "c", "c_norm", "k", "k_hat", "ku_hat", "k_tilde")
 
 
 def grammar():
+    from dsr_l2o.distill.missing import with_operands
     from dsr_l2o.grammar import load_grammar
     from dsr_l2o.resources import data_path
 
-    mars = load_grammar(data_path("grammars", "mars.yaml")).operands
-    extra = "".join(f"  {n}: {_definition(mars[n])}\n" for n in MARS_OPERANDS)
     text = data_path("grammars", "published.yaml").read_text(encoding="utf-8")
     text = text.replace("operands:\n", "operands:\n  m99: {ema: g, beta: 0.99}\n", 1).replace("name: published", "name: panel")
-    return load_grammar(text.replace("unary:", extra + "unary:", 1))
-
-
-def _definition(operand) -> str:
-    """An operand of ``grammars/mars.yaml`` written back as its YAML definition."""
-    from dsr_l2o.expr import to_text
-
-    if operand.kind == "ema":
-        return (f'{{ema: "{to_text(operand.source)}", beta: {operand.beta}'
-                + (", debias: true}" if operand.debias else "}"))
-    return f'{{{operand.kind}: "{to_text(operand.source)}"}}'
+    mars = load_grammar(data_path("grammars", "mars.yaml")).operands
+    return with_operands(load_grammar(text), [mars[n] for n in MARS_OPERANDS])
 
 
 def meta_objective(formulas, count: int) -> list[float]:

@@ -6,8 +6,9 @@ already dropped where they provably never fire) becomes a tree of closures that 
 out of place; the step reads every tensor once and writes the parameter and each moving average
 once (a per-tensor norm reads its source once more, for the reduction). The per-step scalars
 (learning rate, the weight-decay factor, ``t`` and the bias corrections) travel as one small
-tensor, so a new step or a scheduled learning rate does not recompile. One compiled call updates a whole list of tensors (one parameter group's bucket):
-the call overhead is paid once per step, not once per tensor.
+tensor, so a new step or a scheduled learning rate does not recompile. One compiled call updates
+a whole list of tensors (one parameter group's bucket): the call overhead is paid once per step,
+not once per tensor.
 """
 
 from __future__ import annotations
@@ -136,11 +137,11 @@ class FusedStep:
             scalar_index[symbol] = SCALARS.index(name) if name in SCALARS else len(SCALARS) + debias.index(name)
         self.debias = debias
         low = _Functional(program.tensor_names, scalar_index)
-        self.emas = [(f"state:{key}", beta, low.lower(expand_forms(source)))
-                     for key, beta, source in program.ema_sources]
+        emas = [(f"state:{key}", beta, low.lower(expand_forms(source))) for key, beta, source in program.ema_sources]
+        norms = [(f"norm:{name}", None, low.lower(expand_forms(source))) for name, _, source in program.norm_sources]
+        self.stages = [emas[i] if kind == "ema" else norms[i] for kind, i in program.stage_order]
+        """``(env key, beta, source)`` in the program's stage order; a norm has no beta."""
         self.held = [(f"state:{key}", low.lower(expand_forms(source))) for key, source in program.held_sources]
-        self.norms = [(f"norm:{name}", position, low.lower(expand_forms(source)))
-                      for name, position, source in program.norm_sources]
         self.update = low.lower(expand_forms(program.update_expr))
         self._compiled = None
 
@@ -163,26 +164,21 @@ class FusedStep:
             env = {"grad": grads[i], "param": w, "#scalars": scalars}
             for k, key in enumerate(self.state_keys):
                 env[f"state:{key}"] = states[k][i]
-            for k, (name, beta, source) in enumerate(self.emas):
-                self._norms_at(env, k, w)
-                old, value = env[name], source(env)
+            for name, beta, source in self.stages:
+                value = source(env)
+                if beta is None:  # a per-tensor norm, a 0-d tensor
+                    value = value.expand_as(w) if isinstance(value, torch.Tensor) else torch.full_like(w, value)
+                    env[name] = torch.linalg.vector_norm(value)
+                    continue
+                old = env[name]
                 new = torch.lerp(old, value, 1.0 - beta) if isinstance(value, torch.Tensor) else old * beta + value * (1.0 - beta)
                 env[name] = new
                 old.copy_(new)
-            self._norms_at(env, len(self.emas), w)
             held = [(env[name], source(env)) for name, source in self.held]
             new = w - lr * self.update(env)
             for old, value in held:  # written after everything read them, before the parameter
                 old.copy_(value) if isinstance(value, torch.Tensor) else old.fill_(value)
             p.copy_(new)
-
-    def _norms_at(self, env: dict, position: int, like: torch.Tensor) -> None:
-        """The per-tensor norms that come after ``position`` moving-average updates (a 0-d tensor each)."""
-        for key, at, source in self.norms:
-            if at == position:
-                value = source(env)
-                value = value.expand_as(like) if isinstance(value, torch.Tensor) else torch.full_like(like, value)
-                env[key] = torch.linalg.vector_norm(value)
 
     def compiled(self) -> Callable:
         """``run`` compiled with ``torch.compile`` (dynamic shapes, one graph, no graph breaks)."""

@@ -95,6 +95,12 @@ class Program:
         self.norm_sources = [(n, pos, e) for n, pos, e, _ in symbols.norm_sources]
         self.norms = [NormValue(n, pos, self._norm(e, src, lower)) for n, pos, e, src in symbols.norm_sources]
         self.update = self._update(self.update_expr, lower)
+        self.stage_order: list[tuple[str, int]] = []
+        """The stages before the held values and the update, in run order: ``("norm", i)`` (each
+        norm just before the first moving average it may feed) and ``("ema", i)``."""
+        for k in range(len(self.emas) + 1):
+            self.stage_order += [("norm", n) for n, (_, pos, _) in enumerate(self.norm_sources) if pos == k]
+            self.stage_order += [("ema", k)] if k < len(self.emas) else []
         self._plan, self._held_release = self._schedule()
 
     # building -------------------------------------------------------------------
@@ -143,13 +149,10 @@ class Program:
         return run
 
     def _schedule(self) -> tuple[list[Stage], list[sp.Expr]]:
-        """The stages in run order (each norm just before the first moving average it may feed),
-        with what each releases from the memo; and what is released once the held values are read."""
-        order: list[tuple[str, object, sp.Expr]] = []
-        for k in range(len(self.emas) + 1):
-            order += [("norm", n, e) for n, (_, pos, e) in zip(self.norms, self.norm_sources) if pos == k]
-            if k < len(self.emas):
-                order.append(("ema", self.emas[k], self.ema_sources[k][2]))
+        """The stages of :attr:`stage_order` with what each releases from the memo; and what is
+        released once the held values are read."""
+        order = [("norm", self.norms[i], self.norm_sources[i][2]) if kind == "norm"
+                 else ("ema", self.emas[i], self.ema_sources[i][2]) for kind, i in self.stage_order]
         exprs = [e for _, _, e in order] + [sp.Tuple(*(e for _, e in self.held_sources)), self.update_expr]
         shared = {e for e, n in self._counts.items() if n > 1 and not isinstance(e, sp.Symbol)}
         last = {}
