@@ -221,7 +221,12 @@ def positive_scale(formula: Formula, rule: Formula, betas: bool = True) -> float
     betas aside."""
     if formula.size > MAX_SIZE_FOR_SYMPY:
         return None
-    f, r = definition_sympy(formula, betas), definition_sympy(rule, betas)
+    return _constant_ratio(definition_sympy(formula, betas), definition_sympy(rule, betas))
+
+
+@lru_cache(maxsize=1024)
+def _constant_ratio(f: sp.Expr, r: sp.Expr) -> float | None:
+    """``f / r`` when sympy simplifies it to a positive number, else None."""
     if f == 0 or r == 0:
         return None
     ratio = sp.simplify(f / r)

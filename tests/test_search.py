@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from dsr_l2o import load_result, parse_formula
-from dsr_l2o.errors import ConfigError
+from dsr_l2o.errors import ConfigError, GrammarError
+from dsr_l2o.grammar import load_grammar
 from dsr_l2o.expr import operators_used, variables
 from dsr_l2o.search import search
 from search_settings import SMALL_GRAMMAR, TINY_SEARCH
@@ -20,8 +22,6 @@ TINY = dict(TINY_SEARCH, eval_lrs=[1e-3, 1e-2, 1e-1], eval_steps=40, grow_episod
 
 
 def _tiny_config(path: Path, **extra) -> Path:
-    import yaml
-
     path.write_text(yaml.safe_dump({**TINY, **extra}))
     return path
 
@@ -30,7 +30,8 @@ def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
     grammar = tmp_path / "small.yaml"
     grammar.write_text(SMALL_GRAMMAR)
     events = []
-    result = search(grammar, out=tmp_path / "out", **TINY, grow=True, report=lambda *event: events.append(event))
+    result = search(load_grammar(grammar), out=tmp_path / "out", **TINY, grow=True,
+                    report=lambda *event: events.append(event))  # a Grammar object, as a path or YAML text
     rounds = [data for event, data in events if event == "tasks"]
     assert rounds and rounds[0] == (1, len(TINY["validation_tasks"])) and rounds[-1][0] == rounds[-1][1]
     assert variables(result.formula.expr) <= {"g", "m"}
@@ -45,6 +46,8 @@ def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
         assert (tmp_path / "out" / name).is_file(), name
     lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(TINY["meta_steps"]))
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["grammar"] == str(grammar)
+    assert (tmp_path / "out" / "grammar.yaml").read_text() == SMALL_GRAMMAR
     loaded = load_result(tmp_path / "out")
     params = [torch.nn.Parameter(torch.randn(5))]
     opt = loaded.optimizer(params, lr=0.01)
@@ -52,6 +55,12 @@ def test_custom_grammar_search_yields_formula_in_that_grammar(tmp_path):
     before = params[0].detach().clone()
     opt.step()
     assert not torch.equal(before, params[0].detach())
+
+
+def test_a_grammar_of_another_type_is_one_line(tmp_path):
+    with pytest.raises(GrammarError, match="^a grammar must be a path, YAML text or a Grammar, not int$"):
+        search(42, out=tmp_path / "out", **TINY)
+    assert not (tmp_path / "out").exists()
 
 
 def test_existing_result_dir_needs_resume(tmp_path):

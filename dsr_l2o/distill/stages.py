@@ -64,29 +64,36 @@ def _safe_div(x, y):
 
 
 def products(lib: Library, y, w, max_left: int = 2, k: int = 20) -> list[Proposal]:
-    """``L * R``, ``R / L`` and ``L / R`` for ``L`` of at most ``max_left`` nodes, ``R`` any formula."""
+    """``L * R``, ``R / L`` and ``L / R`` for ``L`` of at most ``max_left`` nodes, ``R`` any formula.
+
+    Every ``L`` is scored at once: one matrix product per pattern reads the library once."""
+    lefts = [i for s in range(1, max_left + 1) for i in lib.by_size.get(s, []) if not lib.is_constant[i]]
+    if not lefts:
+        return []
     values, squared = lib.values, lib.values.square()
     zero = values.abs() <= 1e-12
     inverse = _safe_div(torch.ones_like(values), values)
-    inverse_sq = inverse.square()
     total = float((w * y * y).sum())
-    found: list[tuple[float, int, int, str]] = []
-    lefts = [i for s in range(1, max_left + 1) for i in lib.by_size.get(s, []) if not lib.is_constant[i]]
-    for left in lefts:
-        x = values[left]
-        x_inv = _safe_div(torch.ones_like(x), x)
-        for op, mat, mat_sq, factor in (("mul", values, squared, x), ("div_right", values, squared, x_inv),
-                                        ("div_left", inverse, inverse_sq, x)):
-            num = mat @ (w * y * factor)
-            den = mat_sq @ (w * factor * factor)
-            scores = (num.square() / (den * total).clamp_min(TINY)).nan_to_num(0.0)
-            if op == "div_right":  # R / L: every zero of L meets a zero of R
-                scores[(~zero[:, zero[left]]).any(dim=1)] = 0.0
-            elif op == "div_left":  # L / R
-                scores[(zero & (x.abs() > 1e-12)).any(dim=1)] = 0.0
-            for i in _top(scores, 3):
+    x = values[lefts]  # (lefts, rows)
+    x_inv = _safe_div(torch.ones_like(x), x)
+    hits = lambda a, b: (a.to(torch.float64) @ b.to(torch.float64).T) > 0  # noqa: E731  any row where both hold
+    patterns = (("mul", values, squared, x, None),
+                ("div_right", values, squared, x_inv, hits(~zero, zero[lefts])),  # R / L: each zero of L meets one of R
+                ("div_left", inverse, inverse.square(), x, hits(zero, x.abs() > 1e-12)))  # L / R
+    found: list[tuple[float, int, int, int, str]] = []
+    for op, mat, mat_sq, factor, refused in patterns:
+        num = mat @ (w * y * factor).T  # (library, lefts)
+        den = mat_sq @ (w * factor * factor).T
+        scores = (num.square() / (den * total).clamp_min(TINY)).nan_to_num(0.0)
+        if refused is not None:
+            scores[refused] = 0.0
+        # The 3 best of each column; of equal scores (to 9 digits) the earlier, smaller formula.
+        rank = (scores * 1e9).round() * scores.shape[0] - torch.arange(scores.shape[0], dtype=scores.dtype)[:, None]
+        order = torch.topk(rank, min(3, scores.shape[0]), dim=0).indices  # exact in float64: R^2 <= 1
+        for column, left in enumerate(lefts):
+            for i in order[:, column].tolist():
                 if not lib.is_constant[i] and i != left:
-                    found.append((-round(float(scores[i]), 9), lib.sizes[left] + lib.sizes[i], left, i, op))
+                    found.append((-round(float(scores[i, column]), 9), lib.sizes[left] + lib.sizes[i], left, i, op))
     found.sort()
     out = []
     for score, _, left, right, op in found[:k]:

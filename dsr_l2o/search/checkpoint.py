@@ -78,8 +78,9 @@ def resumed_grammar_text(out: Path, grammar_arg) -> str:
     if not copy.is_file():
         raise ConfigError(f"{copy}: missing; {out} cannot be resumed without the grammar it searched")
     text = copy.read_text(encoding="utf-8")
-    if grammar_arg is not None and load_grammar(grammar_arg).source_text != text:
-        raise ConfigError(f"{grammar_arg}: differs from {copy}, the grammar this search ran on; a resume continues "
+    requested = load_grammar(grammar_arg) if grammar_arg is not None else None
+    if requested is not None and requested.source_text != text:
+        raise ConfigError(f"{requested.path}: differs from {copy}, the grammar this search ran on; a resume continues "
                           "that grammar: drop the grammar argument, or start a new search with another --out")
     return text
 

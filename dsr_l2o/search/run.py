@@ -19,7 +19,7 @@ import yaml
 from .. import __version__
 from ..atomic import clean_temp_files, write_text, write_torch
 from ..errors import ConfigError, DsrError, SearchInterrupted
-from ..grammar import default_grammar_path, grammar_from_text, load_grammar
+from ..grammar import Grammar, default_grammar_path, grammar_from_text, load_grammar
 from .checkpoint import interrupted_message, load_checkpoint, resumed_grammar_text, resumed_settings, truncate_metrics
 from ..threads import single_thread
 from ..workers import resolve_workers
@@ -44,11 +44,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def search(grammar: str | Path | None = None, config: str | Path | None = None, out: str | Path = "runs/search",
+def search(grammar: str | Path | Grammar | None = None, config: str | Path | None = None, out: str | Path = "runs/search",
            resume: bool = False, report: Report | None = None, **overrides) -> SearchResult:
     """Run a whole search and return its result (also written to ``out``).
 
-    ``grammar`` is a grammar YAML path (default ``grammars/default.yaml``); ``config`` a YAML file
+    ``grammar`` is a grammar YAML path, YAML text or a :class:`~dsr_l2o.grammar.Grammar` (default
+    ``grammars/default.yaml``); ``config`` a YAML file
     of :class:`SearchConfig` settings; ``overrides`` set individual settings (``meta_steps=50``).
     ``resume=True`` continues from ``out/checkpoint.pt`` and ends with the same result as an
     uninterrupted run with the same settings. Under ``torchrun`` (or ``dsr-l2o search --nproc``)
@@ -58,8 +59,10 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
     writer = distributed.env_rank() == 0
     report = report if report is not None and writer else (lambda event, data: None)
     out = Path(out)
-    if grammar is not None:
-        overrides["grammar"] = str(grammar)
+    given = load_grammar(grammar) if grammar is not None else None  # a path, YAML text or a Grammar
+    if given is not None:
+        # config.yaml names the file as it was given; grammar.yaml holds the text either way
+        overrides["grammar"] = str(grammar) if given.path and isinstance(grammar, (str, Path)) else given.path or "<text>"
     settings = load_config(config, **overrides)
     if writer:
         clean_temp_files(out)
@@ -70,9 +73,10 @@ def search(grammar: str | Path | None = None, config: str | Path | None = None, 
         raise ConfigError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
     grammar_path = Path(settings.grammar) if settings.grammar else default_grammar_path()
     if resume:  # the run directory's copy is the source of truth
-        grammar_obj = grammar_from_text(resumed_grammar_text(out, requested_grammar), grammar_path)
+        requested = given if given is not None else requested_grammar
+        grammar_obj = grammar_from_text(resumed_grammar_text(out, requested), grammar_path)
     else:
-        grammar_obj = load_grammar(grammar_path)
+        grammar_obj = given if given is not None else load_grammar(grammar_path)
     from ..tasks import VALIDATION_TASKS, get_family, get_task
 
     family = get_family(settings.tasks)
