@@ -4,7 +4,7 @@
     python benchmarks/distill_teachers.py --gplearn 0 3 9    # gplearn on teachers 0, 3, 9 (cached), then the table
 
 Teachers: every baseline, PowerSign, AddSign, Grams, cautious momentum, a Lion-like sign(m + c*g),
-a rule with a weight term, the searched rule, and module:Class teachers (lion_pytorch:Lion,
+a rule with a weight term, the earlier searched rule, and module:Class teachers (lion_pytorch:Lion,
 torch.optim:RMSprop with alpha 0.9). For each: the formula reported, R^2 on the fit episodes,
 the held-out relative error (exact: <= 1e-6, a positive multiple of the teacher's update), the
 wall time of `distil()` (record + search + suggestions), and for teachers outside the grammar
@@ -46,7 +46,7 @@ TEACHERS = [
 ]
 LABELS = {"sign(g) * abs(m_tilde)": "Grams", "m + sign(g) * abs(m)": "cautious momentum",
           "sign(m + 0.1 * g)": "Lion-like", "m_tilde + 0.1 * w": "weight term",
-          "m + 0.2 * sign(g) * abs(m)": "searched rule"}
+          "m + 0.2 * sign(g) * abs(m)": "earlier searched rule"}
 
 
 def gplearn_fit(fit, heldout, names, seed=0):
