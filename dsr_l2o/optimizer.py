@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .formula import Formula, parse_formula
 from .grammar import Grammar
 from .lowering import Program, TensorOps, compile_formula
-from .lowering.fused import FusedStep, compile_available, fused_step
+from .lowering.fused import FusedStep, chunks, compile_available, fused_step
 
 
 class SymbolicOptimizer(torch.optim.Optimizer):
@@ -53,8 +53,9 @@ class SymbolicOptimizer(torch.optim.Optimizer):
     ``fused=True`` runs the whole step of a group as one function compiled with ``torch.compile``
     (:mod:`dsr_l2o.lowering.fused`): one generated kernel per formula that reads each tensor
     once and writes the parameter and each moving average once (Inductor emits C++ on CPU and
-    Triton on CUDA). The first step compiles (seconds to a minute, more with many parameter
-    tensors); later steps, learning-rate changes and new step counts reuse it. Contiguous
+    Triton on CUDA), at most :data:`~dsr_l2o.lowering.fused.CHUNK` tensors per call, so the first
+    step, which compiles, takes about as long for hundreds of tensors as for sixteen; later
+    steps, learning-rate changes and new step counts reuse it. Contiguous
     tensors take the fused path, others the eager one. Where compilation is unavailable or
     fails, the optimizer warns once and runs the eager path; the numbers agree within float
     rounding either way, and ``state_dict()`` is the same on every path.
@@ -158,19 +159,22 @@ class SymbolicOptimizer(torch.optim.Optimizer):
         """Update the contiguous tensors with the compiled step; returns those left for the eager path."""
         keys = self.program.state_keys
         taken = [p for p in params if _contiguous(p, [self.state[p][k] for k in keys])]
+        taken.sort(key=lambda p: p.numel() == 1)  # one-element tensors (traced apart) share the last chunks
         if not taken:
             return params
         flat = [p.view(-1) for p in taken]  # elementwise: 1-D views keep the compiled guards cheap
         grads = [p.grad.view(-1) for p in taken]
         states = [[self.state[p][k].view(-1) for p in taken] for k in keys]
         scalars = self._fused.scalars(t, lr, wd, taken[0])
-        try:
-            self._fused.compiled()(flat, grads, states, scalars, wd != 0.0)
-        except Exception as err:  # a compiler error, a missing C++ toolchain, an unsupported backend
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            self._fall_back(f"compilation failed ({type(err).__name__}: {first[:200]})")
-            return params
-        done = {id(p) for p in taken}
+        done: set[int] = set()
+        for part in chunks(len(taken)):
+            try:
+                self._fused.compiled()(flat[part], grads[part], [s[part] for s in states], scalars, wd != 0.0)
+            except Exception as err:  # a compiler error, a missing C++ toolchain, an unsupported backend
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                self._fall_back(f"compilation failed ({type(err).__name__}: {first[:200]})")
+                break
+            done.update(id(p) for p in taken[part])
         return [p for p in params if id(p) not in done]
 
     def _init_state(self, p: torch.Tensor) -> dict:

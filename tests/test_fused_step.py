@@ -148,3 +148,55 @@ def test_fused_arguments_are_checked():
         SymbolicOptimizer([torch.zeros(2, requires_grad=True)], "g", fused=True, foreach=True)
     with pytest.raises(ConfigError, match="fused must be True or False"):
         SymbolicOptimizer([torch.zeros(2, requires_grad=True)], "g", fused="yes")
+
+
+def _many(formula, n, **kw):
+    """``n`` tensors: one-element ones (dynamo traces them apart), and a first chunk (of 3) where a
+    size equals the scalar tensor's (3 entries) that the second chunk does not repeat."""
+    gen = torch.Generator().manual_seed(2)
+    sizes = ([3, 5, 1, 6, 7, 5, 9, 1] * n)[:n]
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in sizes]
+    return params, SymbolicOptimizer(params, formula, lr=1e-2, weight_decay=0.1, **kw)
+
+
+def test_many_tensors_compile_two_kernels_of_a_chunk_at_most(monkeypatch):
+    traced = []
+
+    def counting(graph, example_inputs):  # dynamo's trace, run as traced (no C++)
+        traced.append(sum(isinstance(x, torch.Tensor) and x.dim() == 1 for x in example_inputs))
+        return graph.forward
+
+    monkeypatch.setattr(fused_module, "BACKEND", counting)
+    monkeypatch.setattr(fused_module, "CHUNK", 3)  # small chunks keep the traces short
+    n = 2 * fused_module.CHUNK + 2
+    eager, eager_opt = _many(FORMULAS[1], n)
+    fast, fast_opt = _many(FORMULAS[1], n, fused=True)
+    run_steps(eager_opt, eager, 3)
+    run_steps(fast_opt, fast, 3)
+    # one kernel for the chunks of CHUNK tensors, one for the one-element tensors, run last together
+    assert not fast_opt._fused_failed and len(traced) == 2, traced
+    for a, b in zip(eager, fast):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_a_chunk_that_fails_to_compile_leaves_the_done_ones_alone(monkeypatch):
+    calls = []
+
+    def fails_the_second_time(graph, example_inputs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("out of memory in the C++ compiler")
+        return graph.forward
+
+    monkeypatch.setattr(fused_module, "BACKEND", fails_the_second_time)
+    monkeypatch.setattr(fused_module, "CHUNK", 3)
+    n = fused_module.CHUNK + 2
+    eager, eager_opt = _many(FORMULAS[0], n)
+    fast, fast_opt = _many(FORMULAS[0], n, fused=True)
+    with pytest.warns(RuntimeWarning, match="compilation failed"):
+        run_steps(fast_opt, fast, 1)
+    run_steps(fast_opt, fast, 2, start=1)
+    run_steps(eager_opt, eager, 3)
+    assert fast_opt._fused_failed
+    for a, b in zip(eager, fast):  # the first chunk was stepped once, not twice
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)

@@ -51,6 +51,21 @@ import warnings
 
 import torch
 {helpers}
+_CHUNK = 16
+"""Tensors per compiled call of the fused path: longer lists run in chunks, so the first step
+compiles two kernels per dtype however many tensors the model has (up to three more when some
+tensors hold one element, which dynamo traces apart; they run last)."""
+
+
+def _sizes_apart(fn):
+    """fn with sizes that are equal by chance kept apart while torch.compile traces it, so the
+    next chunk of tensors reuses the kernel (a torch without the setting runs fn as it is)."""
+    try:
+        import torch.fx.experimental._config as shapes
+    except ImportError:
+        return fn
+    return shapes.patch(use_duck_shape=False)(fn) if hasattr(shapes, "use_duck_shape") else fn
+
 
 def _fused_update(params, grads, states, scalars, decays):
     """One step on lists of flat tensors: the function torch.compile turns into one kernel.
@@ -75,7 +90,8 @@ class {class_name}(torch.optim.Optimizer):
     (torch._foreach_* calls); None turns it on when every tensor is on CUDA. fused=True
     compiles the whole step with torch.compile into one kernel per formula (C++ on CPU, Triton
     on CUDA) that reads each tensor once and writes the parameter and each moving average once;
-    the first step compiles, later steps and learning-rate changes reuse it. Contiguous tensors
+    the first step compiles (a few kernels of up to 16 tensors each, whatever the number of
+    tensors), later steps and learning-rate changes reuse it. Contiguous tensors
     take the fused path. If compilation is unavailable or fails, it warns once and runs the
     default path. The numbers agree within float rounding on every path, and state_dict() is
     the same.
@@ -146,24 +162,28 @@ class {class_name}(torch.optim.Optimizer):
                 buckets.setdefault((p.device, p.dtype, state["step"]), []).append(p)
             else:
                 rest.append(p)
+        for bucket in buckets.values():
+            bucket.sort(key=lambda p: p.numel() == 1)  # one-element tensors (traced apart) share the last chunks
         pending = list(buckets.items())
         for i, ((device, dtype, step), bucket) in enumerate(pending):
             scalar_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
             debias = [1.0 / (1.0 - beta**step) for beta in {list(printer.layout.debiased.values())!r}]
             scalars = torch.tensor([lr, 1.0 - lr * weight_decay, float(step), *debias], dtype=scalar_dtype,
                                    device=device)
-            states = [{{k: self.state[p][k].view(-1) for k in keys}} for p in bucket]
-            try:
-                if self._compiled is None:
-                    self._compiled = torch.compile(_fused_update, dynamic=True, fullgraph=True)
-                self._compiled([p.view(-1) for p in bucket], [p.grad.view(-1) for p in bucket], states, scalars,
-                               weight_decay != 0.0)
-            except Exception as err:  # no compiler, an unsupported platform, a backend error
-                warnings.warn(f"fused=True: torch.compile failed ({{type(err).__name__}}: "
-                              f"{{str(err).strip()[:200]}}); running the default path instead", RuntimeWarning,
-                              stacklevel=3)
-                self._fused_failed = True
-                return rest + [q for _, b in pending[i:] for q in b]
+            for j in range(0, len(bucket), _CHUNK):  # a bounded trace per call
+                chunk = bucket[j:j + _CHUNK]
+                states = [{{k: self.state[p][k].view(-1) for k in keys}} for p in chunk]
+                try:
+                    if self._compiled is None:
+                        self._compiled = _sizes_apart(torch.compile(_fused_update, dynamic=True, fullgraph=True))
+                    self._compiled([p.view(-1) for p in chunk], [p.grad.view(-1) for p in chunk], states, scalars,
+                                   weight_decay != 0.0)
+                except Exception as err:  # no compiler, an unsupported platform, a backend error
+                    warnings.warn(f"fused=True: torch.compile failed ({{type(err).__name__}}: "
+                                  f"{{str(err).strip()[:200]}}); running the default path instead", RuntimeWarning,
+                                  stacklevel=3)
+                    self._fused_failed = True
+                    return rest + bucket[j:] + [q for _, b in pending[i + 1:] for q in b]
         return rest
 '''
     ast.parse(source)

@@ -7,8 +7,9 @@ out of place; the step reads every tensor once and writes the parameter and each
 once (a per-tensor norm reads its source once more, for the reduction). The per-step scalars
 (learning rate, the weight-decay factor, ``t`` and the bias corrections) travel as one small
 tensor, so a new step or a scheduled learning rate does not recompile. One compiled call updates
-a whole list of tensors (one parameter group's bucket): the call overhead is paid once per step,
-not once per tensor.
+up to :data:`CHUNK` tensors: the call overhead is paid once per chunk, not once per tensor, and
+the trace, which grows with the tensors of one call, stays bounded, so the first step of a model
+with hundreds of tensors compiles a few kernels of at most :data:`CHUNK` tensors, not one of all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ Value = object
 
 BACKEND: str | Callable = "inductor"
 """The ``torch.compile`` backend of the fused path (tests swap it for a cheaper or a failing one)."""
+
+CHUNK = 16
+"""Tensors per compiled call: a list of any length runs as chunks of this many and one shorter
+remainder, so two kernels are compiled per dtype whatever the number of tensors (up to three
+more when some tensors hold one element, which dynamo traces apart; the optimizer runs them last)."""
 
 SCALARS = ("lr", "decay", "t")
 """The first entries of the per-step scalar tensor; the bias corrections follow."""
@@ -181,7 +187,8 @@ class FusedStep:
             p.copy_(new)
 
     def compiled(self) -> Callable:
-        """``run`` compiled with ``torch.compile`` (dynamic shapes, one graph, no graph breaks)."""
+        """``run`` compiled with ``torch.compile`` (dynamic shapes, one graph, no graph breaks); call
+        it on at most :data:`CHUNK` tensors at a time (:func:`chunks`)."""
         if self._compiled is None:
             # A code object of its own: dynamo keeps its cache on the code object and matches the
             # closures by id, so one shared by every FusedStep could run a freed twin's graph.
@@ -189,16 +196,38 @@ class FusedStep:
             code = run.__code__.replace(co_name=f"fused_step_{len(self.state_keys)}")
             own = types.FunctionType(code, run.__globals__, code.co_name, run.__defaults__)
             compiled = torch.compile(types.MethodType(own, self), backend=BACKEND, dynamic=True, fullgraph=True)
-            # The formula's constants (betas, coefficients) become literals of the kernel, not inputs.
-            from torch._dynamo import config
+            traced = set()
 
-            def first_call(*args):  # compiles under the patch; later calls skip its per-call cost
-                out = config.patch(specialize_float=True)(compiled)(*args)
-                self._compiled = compiled
+            def call(params, grads, states, scalars, decays=True):
+                key = (len(params), params[0].dtype, params[0].device) if params else None
+                if key in traced:  # compiled already: skip the patches' per-call cost
+                    return compiled(params, grads, states, scalars, decays)
+                out = _tracing(compiled)(params, grads, states, scalars, decays)
+                traced.add(key)
                 return out
 
-            self._compiled = first_call
+            self._compiled = call
         return self._compiled
+
+
+def _tracing(fn: Callable) -> Callable:
+    """``fn`` under the settings its first (tracing) calls need: the formula's constants (betas,
+    coefficients) become literals of the kernel, not inputs, and sizes equal by chance (two tensors
+    of one chunk, or a tensor and the scalars) stay separate symbols, so the next chunk reuses the
+    kernel. A torch without a setting traces without it."""
+    from torch._dynamo import config
+
+    fn = config.patch(specialize_float=True)(fn)
+    try:
+        from torch.fx.experimental import _config as shapes
+    except ImportError:
+        return fn
+    return shapes.patch(use_duck_shape=False)(fn) if hasattr(shapes, "use_duck_shape") else fn
+
+
+def chunks(n: int) -> list[slice]:
+    """The slices of ``n`` tensors that one compiled call each takes: :data:`CHUNK` at a time."""
+    return [slice(i, i + CHUNK) for i in range(0, n, CHUNK)]
 
 
 def fused_step(program) -> FusedStep | None:
