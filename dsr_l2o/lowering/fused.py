@@ -199,7 +199,8 @@ class FusedStep:
             traced = set()
 
             def call(params, grads, states, scalars, decays=True):
-                key = (len(params), params[0].dtype, params[0].device) if params else None
+                # what dynamo specializes on: the number of tensors, their dtype and device, which hold one element
+                key = (params[0].dtype, params[0].device, tuple(p.numel() == 1 for p in params)) if params else None
                 if key in traced:  # compiled already: skip the patches' per-call cost
                     return compiled(params, grads, states, scalars, decays)
                 out = _tracing(compiled)(params, grads, states, scalars, decays)
