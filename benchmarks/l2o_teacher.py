@@ -17,7 +17,6 @@ Writes l2o_teacher.md beside this file.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ TEST_TASKS = ("mlp_diabetes", "rosenbrock_10d", "quadratic_wellcond")
 def main() -> None:
     import torch
 
+    from dsr_l2o import load_result
     from dsr_l2o.distill import distil
     from dsr_l2o.evaluation import EvalProtocol, OptimizerSpec, compare, formula_spec, get_baseline
     from dsr_l2o.l2o import L2OOptimizer, L2OTrainConfig, load_l2o, train_and_save
@@ -53,19 +53,19 @@ def main() -> None:
         distil_seconds = time.perf_counter() - started
     data = distilled.data
     print(f"distilled: {distilled.formula.text} R^2 {data['r2']:.6f}", flush=True)
-    searched = json.loads((REPO / "searches/default/result.json").read_text())
+    searched = load_result(REPO / "searches" / "default").formula  # in the grammar it was searched in
     net, _ = load_l2o(out)
     specs = [OptimizerSpec("lstm", lambda params, lr: L2OOptimizer(params, net, lr=lr)),
              formula_spec(distilled.formula, name="distilled"),
              get_baseline("adam"),
-             formula_spec(searched["formula"], name="searched")]
+             formula_spec(searched, name="searched")]
     protocol = EvalProtocol()
     started = time.perf_counter()
     comparison = compare(specs, [get_task(name) for name in TEST_TASKS], protocol)
     compare_seconds = time.perf_counter() - started
     memory = {"lstm": net.config.state_floats + 2,
               "distilled": len(SymbolicOptimizer([torch.zeros(1)], distilled.formula).state_keys),
-              "adam": 2, "searched": len(SymbolicOptimizer([torch.zeros(1)], searched["formula"]).state_keys)}
+              "adam": 2, "searched": len(SymbolicOptimizer([torch.zeros(1)], searched).state_keys)}
     rows = []
     for task in TEST_TASKS:
         cells = []
@@ -100,7 +100,7 @@ def main() -> None:
         "training loss of the last 10% of steps (lower is better), each optimizer at its own best lr; the ratio "
         f"is to tuned Adam in the same process ({compare_seconds:.0f} s). Test tasks: {', '.join(TEST_TASKS)}; "
         "none was used to train, distil or select any of these rules.", "",
-        "| task | LSTM | distilled | Adam | searched `" + searched["formula"] + "` |",
+        "| task | LSTM | distilled | Adam | searched `" + searched.text + "` |",
         "|---|---|---|---|---|", *rows,
         f"| geometric mean / Adam | {geo} |", "",
         "## State memory per parameter", "",
@@ -108,7 +108,7 @@ def main() -> None:
         f"| LSTM | {memory['lstm']} ({net.config.state_floats} hidden + cell, 2 moving averages) |",
         f"| distilled `{distilled.formula.text}` | {memory['distilled']} |",
         f"| Adam | {memory['adam']} |",
-        f"| searched `{searched['formula']}` | {memory['searched']} |", "",
+        f"| searched `{searched.text}` | {memory['searched']} |", "",
     ]
     (HERE / "l2o_teacher.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
