@@ -127,10 +127,19 @@ class Program:
             return lambda ctx, key: _ema_scalar(ctx, key, beta, sval(s, ctx.scalars))
         return lambda ctx, key: _ema_term(ctx, key, beta, term)
 
-    def _held(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
+    def _held(self, expr: sp.Expr, source, lower: bool, copy: bool = True) -> Callable[[Ctx], list[torch.Tensor]]:
+        """The values of ``expr`` per tensor; with ``copy`` never a tensor that the step changes or
+        another stage holds (held values are written into the state after the parameter update)."""
         s, term = self._source(expr, source, lower)
         if term is None:
             return lambda ctx: [torch.full_like(g, sval(s, ctx.scalars)) for g in ctx.tensors["grad"]]
+        if len(term.nums) == 1 and not term.dens and term.coef == 1.0:  # one value: taken, or copied once
+            value = term.nums[0]
+
+            def single(ctx: Ctx) -> list[torch.Tensor]:
+                tv = value(ctx)
+                return ctx.ops.out("clone", tv.tensors) if copy and not tv.owned else tv.tensors
+            return single
 
         def run(ctx: Ctx) -> list[torch.Tensor]:
             out = [torch.zeros_like(g) for g in ctx.tensors["grad"]]
@@ -142,7 +151,7 @@ class Program:
         if lower and expr in self.tensor_names:  # a state or input tensor itself: no copy first
             name = self.tensor_names[expr]
             return lambda ctx: [torch.linalg.vector_norm(v).expand_as(v) for v in ctx.tensors[name]]
-        values = self._held(expr, source, lower)
+        values = self._held(expr, source, lower, copy=False)  # only reduced, never kept
 
         def run(ctx: Ctx) -> list[torch.Tensor]:
             return [torch.linalg.vector_norm(v).expand_as(v) for v in values(ctx)]
