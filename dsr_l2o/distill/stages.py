@@ -76,7 +76,9 @@ def products(lib: Library, y, w, max_left: int = 2, k: int = 20) -> list[Proposa
     total = float((w * y * y).sum())
     x = values[lefts]  # (lefts, rows)
     x_inv = _safe_div(torch.ones_like(x), x)
-    hits = lambda a, b: (a.to(torch.float64) @ b.to(torch.float64).T) > 0  # noqa: E731  any row where both hold
+    def hits(a, b):  # [i, j]: some row where a[i] and b[j] both hold
+        return (a.to(torch.float64) @ b.to(torch.float64).T) > 0
+
     patterns = (("mul", values, squared, x, None),
                 ("div_right", values, squared, x_inv, hits(~zero, zero[lefts])),  # R / L: each zero of L meets one of R
                 ("div_left", inverse, inverse.square(), x, hits(zero, x.abs() > 1e-12)))  # L / R

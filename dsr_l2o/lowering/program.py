@@ -148,10 +148,7 @@ class Program:
         return run
 
     def _norm(self, expr: sp.Expr, source, lower: bool) -> Callable[[Ctx], list[torch.Tensor]]:
-        if lower and expr in self.tensor_names:  # a state or input tensor itself: no copy first
-            name = self.tensor_names[expr]
-            return lambda ctx: [torch.linalg.vector_norm(v).expand_as(v) for v in ctx.tensors[name]]
-        values = self._held(expr, source, lower, copy=False)  # only reduced, never kept
+        values = self._held(expr, source, lower, copy=False)  # only reduced, never kept: no copy
 
         def run(ctx: Ctx) -> list[torch.Tensor]:
             return [torch.linalg.vector_norm(v).expand_as(v) for v in values(ctx)]

@@ -80,7 +80,7 @@ def resumed_grammar_text(out: Path, grammar_arg) -> str:
     text = copy.read_text(encoding="utf-8")
     requested = load_grammar(grammar_arg) if grammar_arg is not None else None
     if requested is not None and requested.source_text != text:
-        raise ConfigError(f"{requested.path}: differs from {copy}, the grammar this search ran on; a resume continues "
+        raise ConfigError(f"{requested.path or 'the grammar given'}: differs from {copy}, the grammar this search ran on; a resume continues "
                           "that grammar: drop the grammar argument, or start a new search with another --out")
     return text
 
