@@ -1,13 +1,24 @@
 """Shared checks of an operand kind on every path: the exported optimizer, the batched engine."""
 
+import functools
 import importlib.util
 
 import pytest
+import torch
+
+import dsr_l2o.lowering.fused as fused_module
 
 from dsr_l2o.engine import tune_batched
 from dsr_l2o.evaluation.baselines import formula_spec
 from dsr_l2o.evaluation.protocol import tune
 from dsr_l2o.export.torch_source import torch_source
+
+
+def trace_with_eager_backend(monkeypatch):
+    """Compile fused steps, the library's and an exported module's, with dynamo's eager backend:
+    the trace is checked without Inductor's C++ build (a few tests run that)."""
+    monkeypatch.setattr(fused_module, "BACKEND", "eager")
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
 
 
 def exported_module(formula, path, lr):

@@ -5,7 +5,6 @@ import warnings
 import pytest
 import torch
 
-import dsr_l2o.lowering.fused as fused_module
 from dsr_l2o.errors import GrammarError
 from dsr_l2o.evaluation.protocol import EvalProtocol
 from dsr_l2o.formula import parse_formula
@@ -15,7 +14,7 @@ from dsr_l2o.notation import operand_latex, operand_text
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.search.features import OperandTracker, tensor_norms
 from dsr_l2o.tasks import get_task
-from operand_paths import assert_engine_matches_sequential, exported_module
+from operand_paths import assert_engine_matches_sequential, exported_module, trace_with_eager_backend
 
 GRAMMAR = """name: tensor_norms
 operands:
@@ -89,7 +88,7 @@ def test_a_norm_is_taken_over_each_tensor_and_read_at_each_of_its_coordinates():
 
 @pytest.mark.parametrize("text", FORMULAS)
 def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
-    monkeypatch.setattr(fused_module, "BACKEND", "eager")
+    trace_with_eager_backend(monkeypatch)
     formula = parse_formula(text, grammar)
     want = _by_definition(formula, [torch.Size(s).numel() for s in SHAPES])
     assert not torch.allclose(want, _by_definition(formula, None))  # the tensors' boundaries matter
@@ -112,25 +111,6 @@ def test_norms_come_between_the_moving_averages_that_read_and_feed_them(grammar)
     updates = [key for key, _, _ in program.ema_sources]
     assert positions["c_norm"] <= updates.index("k_hat")  # k's averages read it
     assert updates.index("m") < positions["m_norm"] <= updates.index("gm")  # it reads m; gm reads it
-
-
-def test_inductor_kernel_takes_the_norms_in_float32(grammar):
-    formula = parse_formula("k_tilde", grammar)
-    start = [p.float() for p in _start()]
-
-    def run(**kw):
-        params = [p.clone().requires_grad_() for p in start]
-        opt = SymbolicOptimizer(params, formula, lr=LR, weight_decay=DECAY, **kw)
-        for step in range(3):
-            for p, g in zip(params, _gradients(step)):
-                p.grad = g.float()
-            opt.step()
-        return torch.cat([p.detach().flatten() for p in params]), opt
-
-    eager, _ = run()
-    fused, opt = run(fused=True)
-    assert not opt._fused_failed
-    torch.testing.assert_close(fused, eager, rtol=1e-5, atol=1e-6)
 
 
 def test_batched_engine_equals_sequential_trainer(grammar):

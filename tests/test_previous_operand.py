@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import dsr_l2o.lowering.fused as fused_module
 from dsr_l2o.errors import GrammarError
 from dsr_l2o.evaluation.protocol import EvalProtocol
 from dsr_l2o.formula import parse_formula
@@ -13,7 +12,7 @@ from dsr_l2o.notation import operand_latex, operand_text
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.search.features import OperandTracker
 from dsr_l2o.tasks import get_task
-from operand_paths import assert_engine_matches_sequential, exported_module
+from operand_paths import assert_engine_matches_sequential, exported_module, trace_with_eager_backend
 
 GRAMMAR = """name: previous
 operands:
@@ -73,7 +72,7 @@ def _by_definition(formula, shapes):
 
 @pytest.mark.parametrize("text", FORMULAS)
 def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
-    monkeypatch.setattr(fused_module, "BACKEND", "eager")
+    trace_with_eager_backend(monkeypatch)
     formula = parse_formula(text, grammar)
     shapes = [(5, 3), (7,)]
     want = _by_definition(formula, shapes)
@@ -85,15 +84,6 @@ def test_every_path_steps_alike(text, grammar, tmp_path, monkeypatch):
             got, opt = _run(lambda ps: make(ps, **kw), shapes)
             torch.testing.assert_close(torch.cat([p.flatten() for p in got]), want, rtol=1e-10, atol=1e-12)
             assert not getattr(opt, "_fused_failed", False)
-
-
-def test_inductor_kernel_keeps_the_parameter_before_its_update(grammar):
-    formula = parse_formula("sign(g_prev) * sqrt(abs(w_prev))", grammar)
-    shapes = [(6,)]
-    eager, _ = _run(lambda ps: SymbolicOptimizer(ps, formula, lr=LR, weight_decay=DECAY), shapes)
-    fused, opt = _run(lambda ps: SymbolicOptimizer(ps, formula, lr=LR, weight_decay=DECAY, fused=True), shapes)
-    assert not opt._fused_failed
-    torch.testing.assert_close(fused[0], eager[0], rtol=1e-6, atol=1e-8)
 
 
 def test_the_held_value_is_the_previous_one_and_zero_at_first(grammar):
