@@ -15,6 +15,7 @@ from dsr_l2o.search.launch import launch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from distributed_worker import runs  # noqa: E402
+from search_settings import import_what_a_search_imports_later  # noqa: E402
 
 TINY = dict(tasks="quadratics", unroll=5, horizon=10)
 PLANS = {
@@ -30,6 +31,7 @@ def _close(a: dict, b: dict) -> None:
 
 
 def test_two_processes_give_the_result_of_one(tmp_path):
+    import_what_a_search_imports_later()
     launch(2, runs, {"out": str(tmp_path / "two.pt"), "plans": PLANS}, start_method="fork")
     two = torch.load(tmp_path / "two.pt", weights_only=True)
     runs(str(tmp_path / "one.pt"), PLANS)
@@ -70,6 +72,7 @@ def test_a_dead_process_ends_the_run_with_one_line(tmp_path):
 def test_search_with_nproc_writes_one_run_directory(tmp_path, capfd):
     from dsr_l2o.cli.search_cmd import one_process
 
+    import_what_a_search_imports_later()
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(dict(
         TINY, depth=1, meta_steps=4, meta_batch=2, checkpoint_every=2, validation_tasks=["quadratic_wellcond"],

@@ -16,7 +16,7 @@ from dsr_l2o.errors import ConfigError, GrammarError
 from dsr_l2o.grammar import load_grammar
 from dsr_l2o.expr import operators_used, variables
 from dsr_l2o.search import search
-from search_settings import SMALL_GRAMMAR, TINY_SEARCH
+from search_settings import SMALL_GRAMMAR, TINY_SEARCH, import_what_a_search_imports_later
 
 TINY = dict(TINY_SEARCH, eval_lrs=[1e-3, 1e-2, 1e-1], eval_steps=40, grow_episodes=2, grow_steps=30)
 
@@ -75,6 +75,7 @@ def _search_in_a_child(*args) -> multiprocessing.Process:
     """``dsr-l2o search ARGS`` in a forked child process (it inherits this process's imports)."""
     from dsr_l2o.cli import main
 
+    import_what_a_search_imports_later()
     child = multiprocessing.get_context("fork").Process(target=main, args=(["search", *args],))
     child.start()
     return child
