@@ -7,11 +7,22 @@ import pytest
 import torch
 
 import dsr_l2o.lowering.fused as fused_module
-
 from dsr_l2o.engine import tune_batched
 from dsr_l2o.evaluation.baselines import formula_spec
 from dsr_l2o.evaluation.protocol import tune
 from dsr_l2o.export.torch_source import torch_source
+
+K_TILDE_OPERANDS = """\
+  g_prev: {prev: g}
+  c: {expr: "g + 0.225 * (g - g_prev)"}
+  c_norm: {norm: c}
+  k: {expr: "c / max(1, c_norm)"}
+  k_hat: {ema: k, beta: 0.9, debias: true}
+  ku_hat: {ema: "k**2", beta: 0.999, debias: true}
+  k_tilde: {expr: "k_hat / (sqrt(ku_hat) + 1e-8)"}
+"""
+"""MARS's operands as grammars/mars.yaml writes them (after g: grad): a held value, a norm per
+tensor and debiased averages of what it clips; the grammars of the norm and Inductor tests use them."""
 
 
 def trace_with_eager_backend(monkeypatch):

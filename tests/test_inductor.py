@@ -15,20 +15,13 @@ import torch
 from dsr_l2o.formula import parse_formula
 from dsr_l2o.grammar import load_grammar
 from dsr_l2o.optimizer import SymbolicOptimizer
-from operand_paths import exported_module
+from operand_paths import K_TILDE_OPERANDS, exported_module
 
 GRAMMAR = """name: inductor
 operands:
   g: grad
   w: param
-  g_prev: {prev: g}
-  w_prev: {prev: w}
-  c: {expr: "g + 0.225 * (g - g_prev)"}
-  c_norm: {norm: c}
-  k: {expr: "c / max(1, c_norm)"}
-  k_hat: {ema: k, beta: 0.9, debias: true}
-  ku_hat: {ema: "k**2", beta: 0.999, debias: true}
-  k_tilde: {expr: "k_hat / (sqrt(ku_hat) + 1e-8)"}
+""" + K_TILDE_OPERANDS + """  w_prev: {prev: w}
 unary: [sign, sqrt, abs, exp]
 binary: [add, sub, mul, div]
 """

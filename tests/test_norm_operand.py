@@ -14,20 +14,13 @@ from dsr_l2o.notation import operand_latex, operand_text
 from dsr_l2o.optimizer import SymbolicOptimizer
 from dsr_l2o.search.features import OperandTracker, tensor_norms
 from dsr_l2o.tasks import get_task
-from operand_paths import assert_engine_matches_sequential, exported_module, trace_with_eager_backend
+from operand_paths import K_TILDE_OPERANDS, assert_engine_matches_sequential, exported_module, trace_with_eager_backend
 
 GRAMMAR = """name: tensor_norms
 operands:
   g: grad
   w: param
-  g_prev: {prev: g}
-  c: {expr: "g + 0.225 * (g - g_prev)"}
-  c_norm: {norm: c}
-  k: {expr: "c / max(1, c_norm)"}
-  k_hat: {ema: k, beta: 0.9, debias: true}
-  ku_hat: {ema: "k**2", beta: 0.999, debias: true}
-  k_tilde: {expr: "k_hat / (sqrt(ku_hat) + 1e-8)"}
-  w_norm: {norm: w}
+""" + K_TILDE_OPERANDS + """  w_norm: {norm: w}
   two: {norm: 2}
   m: {ema: g, beta: 0.9}
   m_norm: {norm: m}
