@@ -35,11 +35,11 @@ def _gradients(step):
     return [3 * torch.randn(s, generator=gen) for s in SHAPES]
 
 
-def _run(make, steps=STEPS):
+def _run(make):
     gen = torch.Generator().manual_seed(1)
     params = [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
     opt = make(params)
-    for step in range(steps):
+    for step in range(STEPS):
         for p, g in zip(params, _gradients(step)):
             p.grad = g
         opt.step()
