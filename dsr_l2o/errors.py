@@ -42,3 +42,7 @@ class SearchInterrupted(DsrError):
     """A search stopped by Ctrl-C; the message says how to resume it (the CLI exits 130)."""
 
     exit_code = 130
+
+
+class DistributedError(DsrError):
+    """A process of a distributed run could not reach the others (one died, hung or never started)."""

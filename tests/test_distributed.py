@@ -1,5 +1,6 @@
 """Meta-training over 2 gloo processes on localhost gives the one-process result; a dead process
-ends the run with one line; ``dsr-l2o search --nproc 2`` writes one run directory (issue 14)."""
+ends the run with one line; a spawned process (the launcher's default) gets the rendezvous;
+``dsr-l2o search --nproc 2`` writes one run directory (issue 14)."""
 
 import json
 import sys
@@ -16,6 +17,7 @@ from dsr_l2o.search.launch import launch
 sys.path.insert(0, str(Path(__file__).parent))
 from distributed_worker import runs  # noqa: E402
 from search_settings import import_what_a_search_imports_later  # noqa: E402
+from spawn_target import write_environment_then_fail  # noqa: E402
 
 TINY = dict(tasks="quadratics", unroll=5, horizon=10)
 PLANS = {
@@ -61,12 +63,24 @@ def _fresh_rule() -> dict:
 
 
 def test_a_dead_process_ends_the_run_with_one_line(tmp_path):
+    import_what_a_search_imports_later()
     started = time.monotonic()
     plans = {"truncated": dict(steps=6, die_at=1, estimator="truncated_backprop", meta_batch=2, dist_timeout=20, **TINY)}
     with pytest.raises(DistributedError, match=r"^process 1 of 2 exited with status 3; the other processes were stopped"):
-        launch(2, runs, {"out": str(tmp_path / "x.pt"), "plans": plans, "timeout": 20})
+        launch(2, runs, {"out": str(tmp_path / "x.pt"), "plans": plans, "timeout": 20}, start_method="fork")
     assert time.monotonic() - started < 45
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_spawned_process_gets_the_rendezvous_and_its_error_ends_the_launch(tmp_path, capfd):
+    """The start method ``dsr-l2o search --nproc`` uses: a fresh interpreter, target and keywords pickled."""
+    out = tmp_path / "env.json"
+    with pytest.raises(DistributedError, match=r"^process 0 of 1 exited with status 2; the other processes were stopped"):
+        launch(1, write_environment_then_fail, {"out": str(out)})
+    env = json.loads(out.read_text())
+    assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["MASTER_ADDR"]) == ("0", "0", "1", "127.0.0.1")
+    assert 0 < int(env["MASTER_PORT"]) < 65536
+    assert capfd.readouterr().err.strip().splitlines()[-1] == "error: stopped on purpose"
 
 
 def test_search_with_nproc_writes_one_run_directory(tmp_path, capfd):
@@ -75,7 +89,8 @@ def test_search_with_nproc_writes_one_run_directory(tmp_path, capfd):
     import_what_a_search_imports_later()
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(dict(
-        TINY, depth=1, meta_steps=4, meta_batch=2, checkpoint_every=2, validation_tasks=["quadratic_wellcond"],
+        TINY, depth=1, meta_steps=4, meta_batch=2, population=4, population_lrs=[0.01, 0.3], checkpoint_every=2,
+        validation_tasks=["quadratic_wellcond"],
         top_k=1, eval_lrs=[0.01, 0.1], eval_seeds=[0], eval_steps=20, grow=False, device="cpu")))
     out = tmp_path / "run"
     kwargs = dict(grammar_yaml=None, config_file=str(config), out=str(out), resume=False, quiet=True)

@@ -30,16 +30,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..errors import DsrError
+from ..errors import DistributedError
 
 TRAFFIC = {"all_reduces": 0, "bytes": 0}
 """All-reduces this process took part in and the bytes it contributed (read by benchmarks/distributed.py)."""
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-
-
-class DistributedError(DsrError):
-    """A process of a distributed run could not reach the others (one died, hung or never started)."""
 
 
 def rank() -> int:

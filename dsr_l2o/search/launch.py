@@ -14,10 +14,10 @@ import os
 import socket
 import sys
 import time
+from multiprocessing.connection import wait
 from typing import Callable
 
-from ..errors import ConfigError, DsrError
-from .distributed import DistributedError
+from ..errors import ConfigError, DistributedError, DsrError
 
 GRACE_SECONDS = 10.0
 """How long the other processes may take to end on their own after one failed."""
@@ -70,16 +70,20 @@ def _entry(rank: int, world: int, port: int, target, kwargs: dict) -> None:
 
 
 def _watch(processes, poll: float) -> tuple[int, int] | None:
-    """Wait for every process; on the first failure, stop the rest and return (rank, exit code)."""
-    while True:
-        codes = [p.exitcode for p in processes]
-        for rank, code in enumerate(codes):
-            if code not in (None, 0):
+    """Wait for every process; on the first failure, stop the rest and return (rank, exit code).
+
+    The wait wakes on each exit as it happens, so a process that ends because another died (its
+    collective failed a moment later) is not mistaken for the first failure."""
+    running = {process.sentinel: rank for rank, process in enumerate(processes)}
+    while running:
+        for sentinel in wait(list(running), timeout=poll):
+            rank = running.pop(sentinel)
+            processes[rank].join()
+            code = processes[rank].exitcode
+            if code != 0:
                 _stop(processes, GRACE_SECONDS)
                 return rank, code
-        if all(code == 0 for code in codes):
-            return None
-        time.sleep(poll)
+    return None
 
 
 def _stop(processes, grace: float) -> None:
