@@ -81,7 +81,8 @@ def _search_in_a_child(*args) -> multiprocessing.Process:
     return child
 
 
-KILL_SETTINGS = dict(meta_steps=12, grow=False, eval_steps=30)
+KILL_SETTINGS = dict(meta_steps=8, grow=True, eval_steps=30)
+"""The config turns the grow stage on, and every run below turns it off with ``--no-grow``."""
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,15 @@ def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
     (root / "small.yaml").write_text(SMALL_GRAMMAR)
     config = _tiny_config(root / "tiny.yaml", **KILL_SETTINGS)
-    main(["search", str(root / "small.yaml"), "--config", str(config), "--out", str(root / "full"), "--quiet"])
+    main(["search", str(root / "small.yaml"), "--config", str(config), "--out", str(root / "full"), "--quiet", "--no-grow"])
     return root, config, json.loads((root / "full" / "result.json").read_text())
+
+
+def test_no_grow_flag_keeps_the_relaxations_candidates_only(uninterrupted):
+    _, config, data = uninterrupted
+    assert yaml.safe_load(config.read_text())["grow"] is True
+    assert data["grow"] is None and data["config"]["grow"] is False
+    assert {c["stage"] for c in data["candidates"]} == {"relaxation"}
 
 
 def _wait_for(condition, timeout=200):
@@ -109,7 +117,8 @@ def test_resume_after_kill_matches_uninterrupted_run(uninterrupted, when, tmp_pa
 
     root, config, a = uninterrupted
     out = tmp_path / "killed"
-    killed = _search_in_a_child(str(root / "small.yaml"), "--config", str(config), "--out", str(out), "--quiet")
+    killed = _search_in_a_child(str(root / "small.yaml"), "--config", str(config), "--out", str(out), "--quiet",
+                                "--no-grow")
     metrics = out / "metrics.jsonl"
     lines = lambda: len(metrics.read_text().splitlines()) if metrics.exists() else 0  # noqa: E731
     if when == "meta_step":
@@ -159,15 +168,3 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
     assert info.value.code == 130
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("interrupted at meta-step ") and message.endswith("; continue with --resume --out run")
-
-
-def test_no_grow_flag_keeps_the_relaxations_candidates_only(tmp_path):
-    from dsr_l2o.cli import main
-
-    grammar = tmp_path / "small.yaml"
-    grammar.write_text(SMALL_GRAMMAR)
-    config = _tiny_config(tmp_path / "tiny.yaml")
-    main(["search", str(grammar), "--config", str(config), "--out", str(tmp_path / "out"), "--quiet", "--no-grow"])
-    data = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert data["grow"] is None and data["config"]["grow"] is False
-    assert {c["stage"] for c in data["candidates"]} == {"relaxation"}
