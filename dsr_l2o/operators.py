@@ -76,7 +76,9 @@ class _SafeSqrt(torch.autograd.Function):
 
 def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
     """``sqrt(|x|)`` with a finite derivative everywhere."""
-    return _SafeSqrt.apply(x)
+    if x.requires_grad or torch._C._are_functorch_transforms_active():
+        return _SafeSqrt.apply(x)
+    return torch.sqrt(torch.abs(x))  # no derivative is taken: the same values without the Function's cost
 
 
 @dataclass(frozen=True)
