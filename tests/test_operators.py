@@ -61,6 +61,10 @@ def test_sqrt_derivative_is_capped_at_zero_and_exact_elsewhere():
     (grad,) = torch.autograd.grad(BUILTIN_OPERATORS["sqrt"].torch(x).sum(), x)
     assert grad[0] == 0 and grad[1] == pytest.approx(0.25) and grad[2] == pytest.approx(-0.25)
     assert grad[3] == pytest.approx(0.5 / math.sqrt(TINY))
+    plain = BUILTIN_OPERATORS["sqrt"].torch(x.detach())  # no derivative taken: the short path
+    assert not plain.requires_grad and torch.equal(plain, BUILTIN_OPERATORS["sqrt"].torch(x).detach())
+    functional = torch.func.grad(lambda y: BUILTIN_OPERATORS["sqrt"].torch(y).sum())(x.detach())
+    assert torch.equal(functional, grad)  # torch.func's derivative is the capped one too
 
 
 def test_custom_operator_torch_equals_sympy():
