@@ -46,39 +46,30 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import sympy as sp
-import torch
 
-from .primitives import TORCH, interval_abs, interval_exp, interval_log
+from .primitives import interval_abs, interval_exp, interval_log
 from .safe_sympy import EXP_MAX, TINY, ClampedExp, LogAbs, SafeDiv, SafePow
 
 Interval = tuple[float, float]
 Kernel = Callable[..., object]
 
 
-class _SafeSqrt(torch.autograd.Function):
-    """``sqrt(|x|)`` whose derivative is ``sign(x) / (2 sqrt(max(|x|, 1e-12)))``: finite at 0."""
-
-    generate_vmap_rule = True  # so the batched engine can vmap it
-
-    @staticmethod
-    def forward(x):
-        return torch.sqrt(torch.abs(x))
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * torch.sign(x) * 0.5 * torch.rsqrt(torch.clamp_min(torch.abs(x), TINY))
-
-
 def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt(|x|)`` with a finite derivative everywhere."""
-    if x.requires_grad or torch._C._are_functorch_transforms_active():
-        return _SafeSqrt.apply(x)
-    return torch.sqrt(torch.abs(x))  # no derivative is taken: the same values without the Function's cost
+    """``sqrt(|x|)`` with a finite derivative everywhere (:func:`dsr_l2o.torch_ops.safe_sqrt`)."""
+    return _tensor_side().safe_sqrt(x)
+
+
+_TORCH_OPS = None
+
+
+def _tensor_side():
+    """:mod:`dsr_l2o.torch_ops`, imported when the first tensor function runs."""
+    global _TORCH_OPS
+    if _TORCH_OPS is None:
+        from . import torch_ops
+
+        _TORCH_OPS = torch_ops
+    return _TORCH_OPS
 
 
 @dataclass(frozen=True)
@@ -161,7 +152,7 @@ def build(entry: Builtin) -> Operator:
             raise TypeError(f"operator entry {entry.name!r}: form {cls.__name__} needs a Form with a kernel")
 
     def tensor_fn(*args):
-        return entry.kernel(TORCH, *args)
+        return entry.kernel(_tensor_side().TORCH, *args)
 
     return Operator(entry.name, entry.arity, entry.differentiable or tensor_fn, entry.sympy, entry.latex,
                     entry.doc, entry.infix, entry.prefix, entry.nonnegative, entry.units, entry.commutative,

@@ -5,7 +5,8 @@ A kernel (:mod:`dsr_l2o.operators`) calls primitives such as ``o.exp``, ``o.clam
 finds most of them by name (``torch.atan``, ``math.atan``, ``sympy.atan``, ``torch._foreach_atan``);
 only the few below whose spelling differs per backend are written out. Namespaces:
 
-* :data:`TORCH`: tensors (the operators' tensor functions and the batched engine);
+* :data:`TORCH`: tensors (the operators' tensor functions and the batched engine), defined in
+  :mod:`dsr_l2o.torch_ops` and imported from here on first use;
 * :data:`MATH`: Python floats (scalar sub-expressions folded by the lowering);
 * :class:`CodeOps`: Python source strings (the exported optimizer);
 * :data:`SYMPY`: sympy primitives, so the lowering can expand a guarded form into primitives.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import math
 
 import sympy as sp
-import torch
 
 TINY_DEN = 1e-12
 """Floor of the denominator's magnitude in ``safe_den`` (``safe_sympy.TINY``)."""
@@ -24,23 +24,6 @@ TINY_DEN = 1e-12
 SPECIAL = ("neg", "sign", "abs", "add", "sub", "mul", "div", "maximum", "minimum", "clamp_min", "clamp_max",
            "safe_den", "sqrt")
 """Primitives whose spelling differs between backends; every other one is found by name."""
-
-
-class TorchOps:
-    """Primitives on tensors."""
-
-    neg, sign, abs, sqrt = torch.neg, torch.sign, torch.abs, torch.sqrt
-    add, sub, mul, div = torch.add, torch.sub, torch.mul, torch.div
-    maximum, minimum, clamp_min, clamp_max = torch.maximum, torch.minimum, torch.clamp_min, torch.clamp_max
-
-    @staticmethod
-    def safe_den(y: torch.Tensor) -> torch.Tensor:
-        """``sgn(y) * max(|y|, 1e-12)`` with ``sgn(0) = +1``."""
-        magnitude = torch.clamp_min(torch.abs(y), TINY_DEN)
-        return torch.where(y < 0, -magnitude, magnitude)
-
-    def __getattr__(self, name):
-        return getattr(torch, name)
 
 
 def _exp(x: float) -> float:
@@ -57,7 +40,7 @@ def _safe_den(y: float) -> float:
 
 
 class MathOps:
-    """Primitives on Python floats (same values as :class:`TorchOps` in float64)."""
+    """Primitives on Python floats (same values as :class:`~dsr_l2o.torch_ops.TorchOps` in float64)."""
 
     neg = staticmethod(lambda x: -x)
     sign, abs, exp, safe_den = staticmethod(_sign), staticmethod(abs), staticmethod(_exp), staticmethod(_safe_den)
@@ -145,7 +128,15 @@ def primitive_name(cls: type) -> str:
     return "".join(("_" + c.lower()) if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
-TORCH, MATH, SYMPY = TorchOps(), MathOps(), SympyOps()
+MATH, SYMPY = MathOps(), SympyOps()
+
+
+def __getattr__(name: str):
+    if name in ("TORCH", "TorchOps"):  # the tensor namespace imports torch: only when it is asked for
+        from . import torch_ops
+
+        return getattr(torch_ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def interval_abs(interval: tuple[float, float]) -> tuple[float, float]:

@@ -66,12 +66,14 @@ def test_check_missing_file_directory_and_non_utf8(tmp_path):
 
 
 def test_console_script_exit_code_and_single_line(tmp_path):
-    path = tmp_path / "bad.yaml"
+    path, imported = tmp_path / "bad.yaml", tmp_path / "imported_torch"
     path.write_text("operands: {g: grad}\nbinary: [sqrt]\n")
-    proc = subprocess.run([sys.executable, "-c", "from dsr_l2o.cli import main; main()", "grammar", "check",
-                           str(path)], capture_output=True, text=True, timeout=120)
+    note_torch = f"import atexit, sys; atexit.register(lambda: open({str(imported)!r}, 'w').write(str('torch' in sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", f"{note_torch}; from dsr_l2o.cli import main; main()", "grammar",
+                           "check", str(path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [f"error: {path}:2: binary.0: 'sqrt' takes 1 argument(s); list it under unary"]
+    assert imported.read_text() == "False"  # checking a grammar does not pay for importing torch
 
 
 def test_show_default_grammar():

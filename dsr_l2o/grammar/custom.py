@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sympy as sp
-import torch
 
 from .. import expr as ex
 from ..operators import Operator
-from .model import Grammar, _as_tensor, _exact_power
+from .model import Grammar, _as_tensor, _exact_power, _first_tensor
 
 
 def custom_operator(name, args, body, operators) -> Operator:
@@ -17,7 +16,7 @@ def custom_operator(name, args, body, operators) -> Operator:
 
     def torch_fn(*values):
         out = helper.evaluate(body, dict(zip(args, values)))
-        return _as_tensor(out, next((v for v in values if isinstance(v, torch.Tensor)), None))
+        return _as_tensor(out, _first_tensor(values))
 
     def sympy_fn(*values):
         if not template:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import sympy as sp
-import torch
 
 from .. import expr as ex
 from ..limits import check_formula, constant_folder
@@ -103,7 +103,7 @@ class Grammar:
         if isinstance(node, ex.Power):
             return _as_tensor(self.evaluate(node.base, env)) ** node.exponent
         values = [self.evaluate(a, env) for a in node.args]
-        like = next((v for v in values if isinstance(v, torch.Tensor)), None)
+        like = _first_tensor(values)
         return self.operators[node.op].torch(*(_as_tensor(v, like) for v in values))
 
     def dependencies(self, names) -> list[str]:
@@ -120,8 +120,16 @@ class Grammar:
         return [n for n in self.operands if n in needed]
 
 
+def _first_tensor(values) -> torch.Tensor | None:
+    """The first of ``values`` that is a tensor (none are when torch was never imported)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else next((v for v in values if isinstance(v, torch.Tensor)), None)
+
+
 def _as_tensor(value, like: torch.Tensor | None = None) -> torch.Tensor:
     """``value`` as a tensor; numbers take ``like``'s floating dtype and device (else float64)."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value
     if like is not None and like.is_floating_point():
