@@ -35,7 +35,7 @@ import yaml
 from .errors import ResultError
 from .formula import Formula, parse_formula
 from .grammar import Grammar, load_grammar
-from .layout import dispatch
+from .layout import dispatch, moving_averages
 from .search.features import OperandTracker
 
 PROBE_TASKS = ("quadratic_illcond", "logreg_cancer", "mlp_digits_relu")
@@ -198,8 +198,7 @@ def _averages(formula: Formula) -> list[tuple[tuple[str, bool], float]]:
     """``((source, debiased), beta)`` of each moving average the formula reads, in grammar order."""
     grammar = formula.grammar
     read = set(grammar.dependencies(formula.operands))
-    return [((str(op.source), op.debias), op.beta) for name, op in grammar.operands.items()
-            if name in read and op.kind == "ema"]
+    return [((str(op.source), op.debias), op.beta) for op in moving_averages(grammar) if op.name in read]
 
 
 def moving_average_betas(formula: Formula, rule: Formula) -> tuple[float, ...]:
