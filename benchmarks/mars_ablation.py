@@ -66,24 +66,18 @@ VARIANTS = {
 
 
 def main(argv=None) -> int:
-    from dsr_l2o.engine import tune_batched
-    from dsr_l2o.evaluation import EvalProtocol, get_baseline
+    from dsr_l2o.evaluation import get_baseline
     from dsr_l2o.evaluation.ratios import geometric_mean_ratio, score_ratio
-    from dsr_l2o.tasks.suite import SUITE_VALIDATION, get_suite_task
+    from dsr_l2o.tasks.suite import SUITE_VALIDATION
     from machine import cpu_name
+    from validation_scores import tune_on_validation
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     started = time.perf_counter()
     specs = [dataclasses.replace(get_baseline(spec, **kwargs), name=name) for name, (spec, kwargs) in VARIANTS.items()]
-    protocol = EvalProtocol(seeds=tuple(range(args.seeds)))
-    scores = {}
-    for task in SUITE_VALIDATION:
-        results = tune_batched(specs, get_suite_task(task), protocol)
-        scores[task] = {spec.name: r.best_score for spec, r in zip(specs, results)}
-        print(f"{task}: " + ", ".join(f"{n} {s:.3g}" for n, s in scores[task].items()), file=sys.stderr)
+    scores = tune_on_validation(specs, args.seeds)
     reference = "Adam (0.9, 0.999)"
     others = [t for t in SUITE_VALIDATION if t not in ("val_valley", "val_logistic")]
 
