@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 GRAMMAR = HERE.parent / "grammars" / "mars.yaml"
 PANEL = {
     "k_tilde": "the default search's answer (MARS)",
+    "m_tilde": "Adam in the grammar's arithmetic (the other finalist)",
     "k_tilde + m": "plus raw momentum",
     "k_tilde + m_tilde": "plus Adam's step",
     "k_tilde + k_hat": "plus MARS's raw momentum",
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from dsr_l2o.formula import parse_formula
     from dsr_l2o.tasks.suite import SUITE_VALIDATION
     from machine import cpu_name
-    from validation_scores import tune_on_validation
+    from validation_scores import tune_on_validation, write_page
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -83,9 +83,7 @@ def main(argv=None) -> int:
               "moves a geometric mean over 10 tasks by its tenth root; the column without them shows the rest.",
               "", f"The most validation tasks on which a panel formula beats tuned momentum: {best_wins} of "
               f"{len(SUITE_VALIDATION)}."]
-    (HERE / "composition_panel.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (HERE / "composition_panel.json").write_text(json.dumps({"seeds": args.seeds, "scores": scores}, indent=1) + "\n")
-    print("\n".join(lines))
+    write_page("composition_panel", lines, {"seeds": args.seeds, "scores": scores})
     return 0
 
 

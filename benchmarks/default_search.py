@@ -6,8 +6,8 @@ validation scores). Its quality on the test tasks is in search_seeds.md (seed 0 
 Writes default_search.md beside this file. With ``--keep DIR`` the fresh run directory is kept
 there afterwards (``--keep searches/default`` regenerates the committed one from this run).
 With ``--workers N`` the search runs with that many workers (default: its own ``auto``) and the
-page is ``default_search_workersN.md``.
-Usage: python benchmarks/default_search.py [--device cpu] [--keep DIR] [--workers N]
+page is ``default_search_workersN.md``; ``--page NAME`` names the page (a run on another machine).
+Usage: python benchmarks/default_search.py [--device cpu] [--keep DIR] [--workers N] [--page NAME]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--keep", type=Path, default=None, help="keep the fresh run directory here (replacing it)")
     parser.add_argument("--workers", type=int, default=None, help="workers of the search [default: auto]")
+    parser.add_argument("--page", default=None, help="name of the page written [default: default_search.md]")
     args = parser.parse_args()
     extra = (["--device", args.device] if args.device else []) + (["--workers", str(args.workers)] if args.workers else [])
     load_before = os.getloadavg()[0]
@@ -66,7 +67,8 @@ def main() -> None:
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()) + ".",
         *_candidate_changes(committed["candidates"], fresh["candidates"]),
     ]
-    out = Path(__file__).with_name(f"default_search_workers{args.workers}.md" if args.workers else "default_search.md")
+    page = args.page or (f"default_search_workers{args.workers}.md" if args.workers else "default_search.md")
+    out = Path(__file__).with_name(page)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

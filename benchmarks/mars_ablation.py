@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -70,7 +69,7 @@ def main(argv=None) -> int:
     from dsr_l2o.evaluation.ratios import geometric_mean_ratio, score_ratio
     from dsr_l2o.tasks.suite import SUITE_VALIDATION
     from machine import cpu_name
-    from validation_scores import tune_on_validation
+    from validation_scores import tune_on_validation, write_page
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
@@ -97,9 +96,7 @@ def main(argv=None) -> int:
     for name in VARIANTS:
         cells = [f"{score_ratio(scores[t][name], scores[t][reference]):.3g}" for t in SUITE_VALIDATION]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {geo(name, SUITE_VALIDATION):.3g} | {geo(name, others):.3g} |")
-    (HERE / "mars_ablation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (HERE / "mars_ablation.json").write_text(json.dumps({"seeds": args.seeds, "scores": scores}, indent=1) + "\n")
-    print("\n".join(lines))
+    write_page("mars_ablation", lines, {"seeds": args.seeds, "scores": scores})
     return 0
 
 

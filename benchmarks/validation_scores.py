@@ -22,3 +22,14 @@ def tune_on_validation(specs, seeds: int) -> dict[str, dict[str, float]]:
         scores[task] = {spec.name: r.best_score for spec, r in zip(specs, results)}
         print(f"{task}: " + ", ".join(f"{n} {s:.3g}" for n, s in scores[task].items()), file=sys.stderr)
     return scores
+
+
+def write_page(stem: str, lines: list[str], payload: dict) -> None:
+    """Write ``<stem>.md`` (the lines) and ``<stem>.json`` (the payload) beside this file, and print the page."""
+    import json
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    (here / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (here / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    print("\n".join(lines))
