@@ -96,6 +96,25 @@ def test_more_seeds_separate_a_lead_that_holds_in_every_seed():
     assert not _within_errors([float("inf")] + [0.0] * 5)
 
 
+def test_the_signed_rank_test_weighs_a_task_by_its_difference_and_drops_hairs():
+    from scipy.stats import wilcoxon
+
+    from dsr_l2o.search.select import _task_tied, signed_rank_p
+
+    # k_tilde against Adam on an Intel Xeon: lost by 3% and by 0.1%, won the rest
+    xeon = [0.0075, 0.191, -0.0318, -0.001, 0.0089, 0.0728, 2.7531, 0.0147, 0.5637, 0.3611]
+    assert signed_rank_p(xeon) == 3 / 128  # seven tasks past 1%, the 3% loss ranked lowest but one
+    assert not _task_tied(xeon)
+    for hair in (-0.004, 0.004, -0.0099):  # the wide MLP's 0.1% either way: the same decision
+        assert signed_rank_p(xeon[:3] + [hair] + xeon[4:]) == 3 / 128
+    kept = [d for d in xeon if abs(d) > 0.01]
+    assert signed_rank_p(xeon) == wilcoxon(kept, alternative="greater", method="exact").pvalue
+    two_tasks = [-0.02, -0.03, -0.05, 2.0, -0.04, -0.01, 1.5, -0.06, -0.02, -0.03]  # a lead two tasks make
+    assert signed_rank_p(two_tasks) > 0.05 and _task_tied(two_tasks)
+    assert signed_rank_p([0.005, -0.003]) == 1.0
+    assert signed_rank_p([0.5, 0.5, -0.5]) == 0.5  # equal sizes share their mean rank
+
+
 def test_a_lead_that_one_validation_task_makes_is_a_tie_decided_by_evidence():
     from dsr_l2o.evaluation import EvalProtocol
     from dsr_l2o.formula import parse_formula

@@ -174,7 +174,7 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
     The finalists (within :data:`FINALIST_MARGIN` of the best ratio) are re-scored with
     :data:`TIE_SEEDS`. A finalist is tied with the leader when their difference is within the
     larger seed-to-seed spread, or when the lead is under :data:`SEPARATION` standard errors of
-    their per-task differences and the leader wins too few tasks for a sign test (the validation
+    their per-task differences and not significant in a signed-rank test (the validation
     tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead).
     Finalists tied by seed noise alone are re-scored with :data:`MORE_SEEDS`, where the seed
     criterion becomes :data:`SEPARATION` standard errors of the paired per-seed differences. Of
@@ -231,13 +231,49 @@ def _task_differences(candidate: Candidate, leader: Candidate) -> list[float]:
 
 def _task_tied(diffs: list[float]) -> bool:
     """Whether the leader's lead over the validation tasks could be a few tasks' doing: under
-    :data:`SEPARATION` standard errors, and won on too few tasks for a one-sided 5% sign test."""
-    return _within_errors(diffs) and not _sign_test(sum(d > 0 for d in diffs), len(diffs))
+    :data:`SEPARATION` standard errors, and not significant in a one-sided 5% signed-rank test."""
+    return _within_errors(diffs) and signed_rank_p(diffs) > SIGNIFICANCE
 
 
-def _sign_test(wins: int, n: int, level: float = 0.05) -> bool:
-    """Whether ``wins`` of ``n`` is significant against a fair coin (one-sided)."""
-    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n <= level
+SIGNIFICANCE = 0.05
+"""Level of the one-sided signed-rank test of a lead across the validation tasks."""
+
+
+def signed_rank_p(diffs: list[float]) -> float:
+    """One-sided exact p-value of Wilcoxon's signed-rank test that ``diffs`` lean positive.
+
+    Differences within :data:`NEGLIGIBLE` carry no sign (rounding-sized; they are left out, as the
+    test leaves out zeros); the others are ranked by size (equal sizes share their mean rank), so
+    a task lost or won by a hair weighs least. p is the chance that signs drawn at random give a
+    positive rank sum at least as large (1.0 when nothing is left)."""
+    kept = [d for d in diffs if not abs(d) <= NEGLIGIBLE]
+    if not kept:
+        return 1.0
+    ranks = _mean_ranks([abs(d) for d in kept])
+    doubled = [round(2 * r) for r in ranks]
+    observed = sum(r for r, d in zip(doubled, kept) if d > 0)
+    counts = {0: 1}
+    for r in doubled:
+        grown = dict(counts)
+        for total, ways in counts.items():
+            grown[total + r] = grown.get(total + r, 0) + ways
+        counts = grown
+    return sum(ways for total, ways in counts.items() if total >= observed) / 2 ** len(kept)
+
+
+def _mean_ranks(values: list[float]) -> list[float]:
+    """Ranks from 1 (smallest) of ``values``, equal values sharing the mean of their ranks."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in order[start:end + 1]:
+            ranks[k] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
 
 
 def _within_errors(diffs: list[float]) -> bool:

@@ -1,0 +1,146 @@
+"""The finalist round's task criterion on recorded pairs: the sign test it used against the signed-rank test.
+
+    python benchmarks/tie_rule.py [--seeds 3] [--add-recorded CPU FILE]
+
+A finalist is tied with the leader when the lead is under two standard errors of their per-task
+differences and not significant across the validation tasks (``dsr_l2o.search.select``). This
+benchmark tunes the pairs of finalists the default search and two other grammars' searches meet
+(validation tasks only, 3 seeds, as the finalist round does), and asks of each pair, on this CPU
+and on any other whose scores were recorded: is it tied under the old sign test, under the
+signed-rank test, and how often does the answer flip when every score moves by rounding-sized
+amounts (a factor drawn from exp(+-0.1%) or exp(+-0.5%))? ``--add-recorded`` stores a CPU's scores of the default
+pair from a ``composition_panel.json`` written there. Writes tie_rule.md/.json beside this file,
+keeping other CPUs' entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GRAMMARS = HERE.parent / "grammars"
+PAIRS = {  # label: (grammar, leader by the one-seed round, the other finalist)
+    "default (mars.yaml)": ("mars.yaml", "k_tilde", "m_tilde"),
+    "timescales.yaml": ("timescales.yaml", "m2_tilde", "m_tilde"),
+    "corrected.yaml": ("corrected.yaml", "k_tilde", "m_tilde"),
+}
+JITTERS = (0.001, 0.005)
+DRAWS = 1000
+
+
+def sign_test_tied(diffs: list[float]) -> bool:
+    """The rule before: within two standard errors and won on too few tasks for a 5% sign test."""
+    from dsr_l2o.search.select import _within_errors
+
+    wins, n = sum(d > 0 for d in diffs), len(diffs)
+    p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
+    return _within_errors(diffs) and p > 0.05
+
+
+def signed_rank_tied(diffs: list[float]) -> bool:
+    from dsr_l2o.search.select import _task_tied
+
+    return _task_tied(diffs)
+
+
+def differences(scores: dict[str, dict[str, float]], leader: str, other: str) -> list[float]:
+    """Per task, log of the other finalist's score over the leader's, as the finalist round takes it."""
+    from dsr_l2o.evaluation.ratios import FLOOR
+    from dsr_l2o.search.select import _log_ratio
+
+    return [_log_ratio(s[other], max(s[leader], FLOOR)) for s in scores.values()]
+
+
+def flip_rate(scores, leader, other, rule, rng, jitter: float) -> float:
+    """Share of jittered copies of ``scores`` on which ``rule`` answers otherwise than on the scores."""
+    answer = rule(differences(scores, leader, other))
+    flips = 0
+    for _ in range(DRAWS):
+        jittered = {t: {n: v * math.exp(rng.uniform(-jitter, jitter)) for n, v in s.items()} for t, s in scores.items()}
+        flips += rule(differences(jittered, leader, other)) != answer
+    return flips / DRAWS
+
+
+def tune_pairs(seeds: int) -> dict[str, dict[str, dict[str, float]]]:
+    from dsr_l2o.evaluation import formula_spec
+    from dsr_l2o.formula import parse_formula
+    from validation_scores import tune_on_validation
+
+    specs = [formula_spec(parse_formula(text, GRAMMARS / grammar), name=f"{label}:{text}")
+             for label, (grammar, *names) in PAIRS.items() for text in names]
+    scores = tune_on_validation(specs, seeds)
+    return {label: {t: {n: scores[t][f"{label}:{n}"] for n in names} for t in scores}
+            for label, (_, *names) in PAIRS.items()}
+
+
+def main(argv=None) -> int:
+    from dsr_l2o.search.select import signed_rank_p
+    from machine import cpu_name
+    from validation_scores import write_page
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--add-recorded", nargs=2, metavar=("CPU", "FILE"),
+                        help="store the default pair's scores from a composition_panel.json written on CPU")
+    args = parser.parse_args(argv)
+    path = HERE / "tie_rule.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    started = time.perf_counter()
+    if args.add_recorded:
+        cpu, file = args.add_recorded
+        panel = json.loads(Path(file).read_text())["scores"]
+        _, leader, other = PAIRS["default (mars.yaml)"]
+        runs[cpu] = {**runs.get(cpu, {}), "default (mars.yaml)": {
+            "scores": {t: {leader: s[leader], other: s[other]} for t, s in panel.items()},
+            "source": f"{Path(file).name}, {args.seeds} seeds"}}
+    else:
+        here = runs.setdefault(cpu_name(), {})
+        for label, scores in tune_pairs(args.seeds).items():
+            here[label] = {"scores": scores, "source": f"this script, {args.seeds} seeds, {dt.date.today()}"}
+    rng = random.Random(0)
+    lines = ["# The tie rule's task criterion: sign test against signed-rank test", "",
+             f"Written by `python benchmarks/tie_rule.py`; do not edit by hand. Last run {dt.date.today()} on "
+             f"{cpu_name()}, {time.perf_counter() - started:.0f} s.", "",
+             "Each pair is the one-seed leader of a search's finalist round and the other finalist, tuned under "
+             "the fair protocol on the validation tasks with seeds 0-2 as that round does (the test tasks are "
+             "not run). A diff is log(other / leader) on a task. **Tied** means the task criterion calls the "
+             "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). The "
+             "seed criterion needs per-seed scores and is not shown. *Flips* is the share of "
+             f"{DRAWS} copies of the scores, each score multiplied by a factor drawn from exp(±0.1%) or exp(±0.5%), on which "
+             "the answer differs: how much rounding-sized noise decides it.", "",
+             "| CPU | pair | leader wins | diffs under 1% | sign test p | tied (sign test) | flips ±0.1% | ±0.5% | "
+             "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+    for cpu, pairs in runs.items():
+        for label, entry in pairs.items():
+            _, leader, other = PAIRS[label]
+            diffs = differences(entry["scores"], leader, other)
+            wins, n = sum(d > 0 for d in diffs), len(diffs)
+            sign_p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
+            small = sum(abs(d) <= math.log(1.01) for d in diffs)
+            old, new = ([rule(diffs)] + [flip_rate(entry["scores"], leader, other, rule, rng, j) for j in JITTERS]
+                        for rule in (sign_test_tied, signed_rank_tied))
+            entry["diffs"] = diffs
+            lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_p:.3g} | "
+                         f"{'yes' if old[0] else 'no'} | {old[1]:.1%} | {old[2]:.1%} | {signed_rank_p(diffs):.3g} | "
+                         f"{'yes' if new[0] else 'no'} | {new[1]:.1%} | {new[2]:.1%} |")
+    lines += ["", "Per-task diffs (log of the other finalist's score over the leader's; positive: the leader is "
+              "ahead):", ""]
+    for cpu, pairs in runs.items():
+        for label, entry in pairs.items():
+            lines.append(f"- {cpu}, {label} ({entry['source']}): "
+                         + ", ".join(f"{t.removeprefix('val_')} {d:+.4f}" for t, d in zip(entry["scores"], entry["diffs"])))
+    write_page("tie_rule", lines, {"runs": runs})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
