@@ -126,3 +126,22 @@ def test_task_sets_name_the_suite_splits():
 
     assert [t.name for t in get_tasks(["suite_test"])] == list(SUITE_TEST)
     assert [t.name for t in get_tasks(["suite_validation", "quadratic_wellcond"])] == [*SUITE_VALIDATION, "quadratic_wellcond"]
+
+
+def test_evaluate_reports_on_held_out_tasks_and_says_when_they_are_not(tmp_path, capsys):
+    from dsr_l2o.evaluation.protocol import DEFAULT_TASKS
+    from dsr_l2o.tasks import get_tasks
+    from dsr_l2o.tasks.suite import SUITE_TEST, SUITE_VALIDATION
+
+    assert [t.name for t in get_tasks([DEFAULT_TASKS], 1)] == list(SUITE_TEST)
+    assert not set(SUITE_TEST) & set(SUITE_VALIDATION)
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(data_path("grammars", "default.yaml"), run / "grammar.yaml")
+    (run / "result.json").write_text(json.dumps({"formula": "m_tilde", "lr": 0.01}))
+    (run / "config.yaml").write_text("validation_tasks: [quadratic_wellcond, noisy_quadratic]\n")
+    main(["evaluate", str(run), "--baselines", "none", *TINY])
+    assert "note: quadratic_wellcond: the search selected its formula on this task" in capsys.readouterr().err
+    (run / "config.yaml").write_text("validation_tasks: [val_cnn]\n")
+    main(["evaluate", str(run), "--baselines", "none", *TINY])
+    assert "note:" not in capsys.readouterr().err

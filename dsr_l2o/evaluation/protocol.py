@@ -25,6 +25,8 @@ from ..tasks.base import task_seed
 from .baselines import OptimizerSpec, eval_mode
 
 DEFAULT_LRS: tuple[float, ...] = tuple(float(f"{x:.3g}") for x in np.logspace(-4, 1, 16))
+DEFAULT_TASKS = "suite_test"
+"""The task set ``dsr-l2o evaluate`` reports on unless told: the suite's test tasks, held out from the default search."""
 Progress = Callable[[int], object]
 
 

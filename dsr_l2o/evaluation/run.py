@@ -43,6 +43,25 @@ def source_formula(source: str | Path, out: str | Path | None = None,
     return formula, None, Path(out)
 
 
+def selection_tasks(source: str | Path) -> set[str]:
+    """Names of the validation tasks the search of result directory ``source`` selected on (its
+    ``config.yaml``); empty for a formula text or where the config does not say."""
+    import yaml
+
+    path = Path(source) / "config.yaml"
+    if not path.is_file():
+        return set()
+    try:
+        names = yaml.safe_load(path.read_text(encoding="utf-8")).get("validation_tasks")
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+        return set()
+    if not names:
+        from ..tasks import VALIDATION_TASKS
+
+        names = VALIDATION_TASKS
+    return {n for n in names if isinstance(n, str)} if isinstance(names, (list, tuple)) else set()
+
+
 def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: EvalProtocol,
                     out: str | Path | None = None, grammar: str | Path | None = None, reference: str = "adam",
                     progress: Progress | None = None, known: dict | None = None, workers: int = 1) -> EvaluationRun:
