@@ -58,14 +58,18 @@ def differences(scores: dict[str, dict[str, float]], leader: str, other: str) ->
     return [_log_ratio(s[other], max(s[leader], FLOOR)) for s in scores.values()]
 
 
-def flip_rate(scores, leader, other, rule, rng, jitter: float) -> float:
-    """Share of jittered copies of ``scores`` on which ``rule`` answers otherwise than on the scores."""
-    answer = rule(differences(scores, leader, other))
-    flips = 0
+def flip_rates(scores, leader, other, rules, jitter: float) -> list[float]:
+    """Per rule, the share of :data:`DRAWS` jittered copies of ``scores`` on which it answers
+    otherwise than on the scores; every rule sees the same copies (seeded by ``jitter`` alone)."""
+    rng = random.Random(f"{jitter}")
+    answers = [rule(differences(scores, leader, other)) for rule in rules]
+    flips = [0] * len(rules)
     for _ in range(DRAWS):
         jittered = {t: {n: v * math.exp(rng.uniform(-jitter, jitter)) for n, v in s.items()} for t, s in scores.items()}
-        flips += rule(differences(jittered, leader, other)) != answer
-    return flips / DRAWS
+        diffs = differences(jittered, leader, other)
+        for k, (rule, answer) in enumerate(zip(rules, answers)):
+            flips[k] += rule(diffs) != answer
+    return [f / DRAWS for f in flips]
 
 
 def tune_pairs(seeds: int) -> dict[str, dict[str, dict[str, float]]]:
@@ -95,29 +99,32 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if args.add_recorded:
         cpu, file = args.add_recorded
-        panel = json.loads(Path(file).read_text())["scores"]
+        recorded = json.loads(Path(file).read_text())
+        panel, panel_seeds = recorded["scores"], recorded["seeds"]
         _, leader, other = PAIRS["default (mars.yaml)"]
         runs[cpu] = {**runs.get(cpu, {}), "default (mars.yaml)": {
             "scores": {t: {leader: s[leader], other: s[other]} for t, s in panel.items()},
-            "source": f"{Path(file).name}, {args.seeds} seeds"}}
+            "source": f"{Path(file).name}, {panel_seeds} seeds"}}
     else:
         here = runs.setdefault(cpu_name(), {})
         for label, scores in tune_pairs(args.seeds).items():
-            here[label] = {"scores": scores, "source": f"this script, {args.seeds} seeds, {dt.date.today()}"}
-    rng = random.Random(0)
+            here[label] = {"scores": scores, "source": f"tuned by this script in {time.perf_counter() - started:.0f} s, "
+                                                      f"{args.seeds} seeds, {dt.date.today()}"}
     lines = ["# The tie rule's task criterion: sign test against signed-rank test", "",
-             f"Written by `python benchmarks/tie_rule.py`; do not edit by hand. Last run {dt.date.today()} on "
-             f"{cpu_name()}, {time.perf_counter() - started:.0f} s.", "",
+             "Written by `python benchmarks/tie_rule.py` (and `--add-recorded` for scores recorded on another "
+             "CPU); do not edit by hand. Where each row's scores come from is listed below the table.", "",
              "Each pair is the one-seed leader of a search's finalist round and the other finalist, tuned under "
              "the fair protocol on the validation tasks with seeds 0-2 as that round does (the test tasks are "
              "not run). A diff is log(other / leader) on a task. **Tied** means the task criterion calls the "
              "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). The "
              "seed criterion needs per-seed scores and is not shown. *Flips* is the share of "
-             f"{DRAWS} copies of the scores, each score multiplied by a factor drawn from exp(±0.1%) or exp(±0.5%), on which "
-             "the answer differs: how much rounding-sized noise decides it.", "",
+             f"{DRAWS} copies of the scores (the same copies for both tests), each score multiplied by a factor drawn "
+             "from exp(±0.1%) or exp(±0.5%), on which the answer differs: how much rounding-sized noise decides it "
+             f"(about ±{100 * math.sqrt(0.25 / DRAWS) * 2:.0f} points at 50%, from {DRAWS} draws).", "",
              "| CPU | pair | leader wins | diffs under 1% | sign test p | tied (sign test) | flips ±0.1% | ±0.5% | "
              "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% |",
              "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+    runs = {cpu: {label: e for label, e in pairs.items() if label in PAIRS} for cpu, pairs in runs.items()}
     for cpu, pairs in runs.items():
         for label, entry in pairs.items():
             _, leader, other = PAIRS[label]
@@ -125,8 +132,9 @@ def main(argv=None) -> int:
             wins, n = sum(d > 0 for d in diffs), len(diffs)
             sign_p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
             small = sum(abs(d) <= math.log(1.01) for d in diffs)
-            old, new = ([rule(diffs)] + [flip_rate(entry["scores"], leader, other, rule, rng, j) for j in JITTERS]
-                        for rule in (sign_test_tied, signed_rank_tied))
+            rules = (sign_test_tied, signed_rank_tied)
+            rates = [flip_rates(entry["scores"], leader, other, rules, j) for j in JITTERS]
+            old, new = ([rule(diffs)] + [r[k] for r in rates] for k, rule in enumerate(rules))
             entry["diffs"] = diffs
             lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_p:.3g} | "
                          f"{'yes' if old[0] else 'no'} | {old[1]:.1%} | {old[2]:.1%} | {signed_rank_p(diffs):.3g} | "

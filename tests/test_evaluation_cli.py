@@ -145,3 +145,20 @@ def test_evaluate_reports_on_held_out_tasks_and_says_when_they_are_not(tmp_path,
     (run / "config.yaml").write_text("validation_tasks: [val_cnn]\n")
     main(["evaluate", str(run), "--baselines", "none", *TINY])
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_long_formula_is_a_formula_and_an_odd_config_only_silences_the_note(tmp_path, capsys):
+    from dsr_l2o.evaluation.run import selection_tasks
+
+    long_formula = " + ".join(["m_tilde"] * 40)
+    main(["evaluate", long_formula, "--baselines", "none", "--out", str(tmp_path / "long"), *TINY])
+    assert (tmp_path / "long" / "evaluation.json").is_file()
+    run = tmp_path / "run"
+    run.mkdir()
+    for text in ("- a list\n", "validation_tasks: " + "[" * 3000 + "]" * 3000 + "\n", "validation_tasks: 3\n"):
+        (run / "config.yaml").write_text(text)
+        assert selection_tasks(run) == set()
+    (run / "config.yaml").write_bytes(b"\xff\xfe")
+    assert selection_tasks(run) == set() and selection_tasks(None) == set()
+    (run / "config.yaml").write_text("validation_tasks: []\n")
+    assert "quadratic_illcond" in selection_tasks(run)  # the search falls back to the built-in set

@@ -59,6 +59,14 @@ def test_guards_reject_degenerate_rules_with_a_reason(formula, reason):
     ({"relaxation": "magic"}, "sampled"),
     ({"meta_stepz": 3}, "unknown setting"),
     ({"meta_lr": -1}, "positive"),
+    ({"validation_tasks": 3}, "validation_tasks: must be a list of task names"),
+    ({"validation_tasks": "val_cnn"}, "validation_tasks: must be a list of task names"),
+    ({"eval_seeds": 3}, "eval_seeds: must be a non-empty list"),
+    ({"eval_steps": "many"}, "eval_steps: must be null"),
+    ({"tasks": ["suite"]}, "tasks: must be the name of a task family"),
+    ({"root_norm": "yes"}, "root_norm: must be true or false"),
+    ({"init_bias": "big"}, "init_bias: must be a number"),
+    ({"grammar": 5}, "grammar: must be"),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, settings, message, capsys):
     path = tmp_path / "bad.yaml"

@@ -109,7 +109,7 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     from ..workers import resolve_workers, workers_flag
 
     workers = resolve_workers(workers_flag(workers), torch.device("cpu"))
-    formula = source_formula(formula_or_result_dir, out_dir, grammar_file)[0]
+    formula, result_dir, _ = source_formula(formula_or_result_dir, out_dir, grammar_file)
     names, skipped = parse_baseline_list(baselines_text)
     kwargs = parse_baseline_kwargs(baseline_kwargs)
     if kwargs and not names:
@@ -126,7 +126,7 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     if skipped:
         click.echo(f"note: left out {', '.join(skipped)} (library not installed: {EXTRA_HINT})", err=True)
     click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
-    seen = selection_tasks(formula_or_result_dir) & {t.name for t in tasks}
+    seen = selection_tasks(result_dir) & {t.name for t in tasks}
     if seen:
         click.echo(f"note: {', '.join(sorted(seen))}: the search selected its formula on "
                    f"{'these tasks' if len(seen) > 1 else 'this task'}, so its scores there are not held out", err=True)

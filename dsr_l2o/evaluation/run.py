@@ -29,8 +29,10 @@ def source_formula(source: str | Path, out: str | Path | None = None,
     (``None`` for a text) and the output directory (``out``, else the result directory)."""
     from .result_dir import read_result_formula
 
+    from ..resources import is_file
+
     path = Path(source)
-    if path.is_dir():
+    if is_file(path, directory=True):
         if grammar:
             raise ConfigError("--grammar is for a formula argument; a result directory brings its own grammar.yaml")
         return read_result_formula(path), path, Path(out) if out is not None else path
@@ -43,23 +45,24 @@ def source_formula(source: str | Path, out: str | Path | None = None,
     return formula, None, Path(out)
 
 
-def selection_tasks(source: str | Path) -> set[str]:
-    """Names of the validation tasks the search of result directory ``source`` selected on (its
-    ``config.yaml``); empty for a formula text or where the config does not say."""
-    import yaml
+def selection_tasks(result_dir: Path | None) -> set[str]:
+    """Names of the validation tasks the search of ``result_dir`` selected on, read from its
+    ``config.yaml`` as the search reads it; empty for a formula text (``None``) or a config that
+    cannot be read (this is advice, not input the evaluation needs)."""
+    from ..search.config import load_config
+    from ..tasks import VALIDATION_TASKS
 
-    path = Path(source) / "config.yaml"
-    if not path.is_file():
+    path = None if result_dir is None else Path(result_dir) / "config.yaml"
+    if path is None or not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
         return set()
     try:
-        names = yaml.safe_load(path.read_text(encoding="utf-8")).get("validation_tasks")
-    except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+        names = load_config(path).validation_tasks or VALIDATION_TASKS
+    except (ConfigError, OSError, RecursionError):
         return set()
-    if not names:
-        from ..tasks import VALIDATION_TASKS
+    return {n for n in names if isinstance(n, str)}
 
-        names = VALIDATION_TASKS
-    return {n for n in names if isinstance(n, str)} if isinstance(names, (list, tuple)) else set()
+
+MAX_CONFIG_BYTES = 1_000_000
 
 
 def evaluate_to_dir(source: str | Path, tasks: list, baselines: list, protocol: EvalProtocol,

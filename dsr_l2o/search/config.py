@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,27 @@ def _check(config: SearchConfig, origin: str) -> SearchConfig:
     if config.eval_lrs is not None and (not isinstance(config.eval_lrs, list) or not config.eval_lrs or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in config.eval_lrs)):
         bad("eval_lrs", "must be null (the evaluation's grid) or a non-empty list of positive learning rates")
-    if not config.eval_seeds or not all(isinstance(v, int) for v in config.eval_seeds):
-        bad("eval_seeds", "must be a non-empty list of whole numbers")
+    if not isinstance(config.eval_seeds, list) or not config.eval_seeds or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in config.eval_seeds):
+        bad("eval_seeds", "must be a non-empty list of whole numbers >= 0, e.g. [0]")
+    if config.eval_steps is not None and (isinstance(config.eval_steps, bool) or not isinstance(config.eval_steps, int)
+                                          or config.eval_steps < 1):
+        bad("eval_steps", f"must be null (each task's own) or a whole number >= 1, got {config.eval_steps!r}")
+    names = config.validation_tasks
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names)):
+        bad("validation_tasks", "must be a list of task names, e.g. [val_cnn, val_valley] (null or []: the built-in "
+                                "validation tasks)")
+    if not isinstance(config.tasks, str) or not config.tasks.strip():
+        bad("tasks", "must be the name of a task family, e.g. suite")
+    if config.grammar is not None and not isinstance(config.grammar, str):
+        bad("grammar", "must be a packaged grammar's name or a YAML file's path")
+    for key in ("second_order", "root_norm", "normalize"):
+        if not isinstance(getattr(config, key), bool):
+            bad(key, f"must be true or false, got {getattr(config, key)!r}")
+    for key in ("init_bias", "descent_prior"):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            bad(key, f"must be a number, got {value!r}")
     if not isinstance(config.grow, bool):
         bad("grow", f"must be true or false, got {config.grow!r}")
     if not isinstance(config.grow_tasks, str) or not config.grow_tasks.strip():

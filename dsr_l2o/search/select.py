@@ -245,7 +245,9 @@ def signed_rank_p(diffs: list[float]) -> float:
     Differences within :data:`NEGLIGIBLE` carry no sign (rounding-sized; they are left out, as the
     test leaves out zeros); the others are ranked by size (equal sizes share their mean rank), so
     a task lost or won by a hair weighs least. p is the chance that signs drawn at random give a
-    positive rank sum at least as large (1.0 when nothing is left)."""
+    positive rank sum at least as large (1.0 when nothing is left, NaN for a NaN difference)."""
+    if any(map(math.isnan, diffs)):
+        return math.nan
     kept = [d for d in diffs if not abs(d) <= NEGLIGIBLE]
     if not kept:
         return 1.0
