@@ -72,16 +72,41 @@ def flip_rates(scores, leader, other, rules, jitter: float) -> list[float]:
     return [f / DRAWS for f in flips]
 
 
-def tune_pairs(seeds: int) -> dict[str, dict[str, dict[str, float]]]:
-    from dsr_l2o.evaluation import formula_spec
-    from dsr_l2o.formula import parse_formula
-    from validation_scores import tune_on_validation
+def tune_pairs(seeds: int) -> dict[str, dict]:
+    """Per pair, both finalists scored as the finalist round scores them (:class:`Scorer`, one per
+    grammar, seeds ``0 .. seeds-1``): per-task scores and per-seed mean log ratios to tuned Adam."""
+    import torch
 
-    specs = [formula_spec(parse_formula(text, GRAMMARS / grammar), name=f"{label}:{text}")
-             for label, (grammar, *names) in PAIRS.items() for text in names]
-    scores = tune_on_validation(specs, seeds)
-    return {label: {t: {n: scores[t][f"{label}:{n}"] for n in names} for t in scores}
-            for label, (_, *names) in PAIRS.items()}
+    from dsr_l2o.evaluation import EvalProtocol
+    from dsr_l2o.formula import parse_formula
+    from dsr_l2o.search.select import Candidate, Scorer
+    from dsr_l2o.tasks.suite import SUITE_VALIDATION, get_suite_task
+
+    torch.set_num_threads(1)
+    tasks = [get_suite_task(t) for t in SUITE_VALIDATION]
+    out = {}
+    for label, (grammar, *names) in PAIRS.items():
+        scorer = Scorer(tasks, EvalProtocol(seeds=tuple(range(seeds))), lambda text: None, workers=2)
+        pair = scorer.score_many([Candidate(parse_formula(n, GRAMMARS / grammar), n, None) for n in names])
+        out[label] = {"scores": {t: {c.formula.text: c.scores[t] for c in pair} for t in SUITE_VALIDATION},
+                      "seed_logs": {c.formula.text: c.seed_logs for c in pair}}
+        print(f"{label}: " + ", ".join(f"{c.formula.text} {c.ratio:.4g}" for c in pair), file=sys.stderr)
+    return out
+
+
+def seed_criterion(entry: dict, leader: str, other: str) -> str:
+    """The finalist round's seed criterion, shown: the lead in mean per-seed log ratio to tuned Adam
+    against the larger seed-to-seed spread, tied when the lead is not larger ("-" without per-seed
+    values, as for scores recorded by another benchmark)."""
+    from dsr_l2o.search.select import Candidate
+
+    logs = entry.get("seed_logs")
+    if not logs:
+        return "-"
+    a, b = (Candidate(None, n, None, seed_logs=logs[n]) for n in (leader, other))
+    lead = sum(b.seed_logs) / len(b.seed_logs) - sum(a.seed_logs) / len(a.seed_logs)
+    spread = max(a.spread, b.spread)
+    return f"{lead:.3f} vs {spread:.3f}: {'tied' if lead <= spread else 'no'}"
 
 
 def main(argv=None) -> int:
@@ -107,8 +132,8 @@ def main(argv=None) -> int:
             "source": f"{Path(file).name}, {panel_seeds} seeds"}}
     else:
         here = runs.setdefault(cpu_name(), {})
-        for label, scores in tune_pairs(args.seeds).items():
-            here[label] = {"scores": scores, "source": f"tuned by this script in {time.perf_counter() - started:.0f} s, "
+        for label, tuned in tune_pairs(args.seeds).items():
+            here[label] = {**tuned, "source": f"tuned by this script in {time.perf_counter() - started:.0f} s, "
                                                       f"{args.seeds} seeds, {dt.date.today()}"}
     lines = ["# The tie rule's task criterion: sign test against signed-rank test", "",
              "Written by `python benchmarks/tie_rule.py` (and `--add-recorded` for scores recorded on another "
@@ -117,13 +142,14 @@ def main(argv=None) -> int:
              "the fair protocol on the validation tasks with seeds 0-2 as that round does (the test tasks are "
              "not run). A diff is log(other / leader) on a task. **Tied** means the task criterion calls the "
              "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). The "
-             "seed criterion needs per-seed scores and is not shown. *Flips* is the share of "
+             "*seed criterion* is the round's other test: the lead in mean per-seed log ratio to tuned Adam against the "
+             "larger seed-to-seed spread (a tie when the lead is not larger; only for pairs this script tuned). *Flips* is the share of "
              f"{DRAWS} copies of the scores (the same copies for both tests), each score multiplied by a factor drawn "
              "from exp(±0.1%) or exp(±0.5%), on which the answer differs: how much rounding-sized noise decides it "
              f"(about ±{100 * math.sqrt(0.25 / DRAWS) * 2:.0f} points at 50%, from {DRAWS} draws).", "",
              "| CPU | pair | leader wins | diffs under 1% | sign test p | tied (sign test) | flips ±0.1% | ±0.5% | "
-             "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% |",
-             "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+             "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% | seed criterion |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
     runs = {cpu: {label: e for label, e in pairs.items() if label in PAIRS} for cpu, pairs in runs.items()}
     for cpu, pairs in runs.items():
         for label, entry in pairs.items():
@@ -138,7 +164,8 @@ def main(argv=None) -> int:
             entry["diffs"] = diffs
             lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_p:.3g} | "
                          f"{'yes' if old[0] else 'no'} | {old[1]:.1%} | {old[2]:.1%} | {signed_rank_p(diffs):.3g} | "
-                         f"{'yes' if new[0] else 'no'} | {new[1]:.1%} | {new[2]:.1%} |")
+                         f"{'yes' if new[0] else 'no'} | {new[1]:.1%} | {new[2]:.1%} | "
+                         f"{seed_criterion(entry, leader, other)} |")
     lines += ["", "Per-task diffs (log of the other finalist's score over the leader's; positive: the leader is "
               "ahead):", ""]
     for cpu, pairs in runs.items():
