@@ -145,10 +145,13 @@ def test_evaluate_reports_on_held_out_tasks_and_says_when_they_are_not(tmp_path,
     (run / "config.yaml").write_text("validation_tasks: [val_cnn]\n")
     main(["evaluate", str(run), "--baselines", "none", *TINY])
     assert "note:" not in capsys.readouterr().err
+    (run / "config.yaml").write_text("tasks: quadratics\n")
+    main(["evaluate", str(run), "--baselines", "none", *TINY[2:], "--tasks", "quadratics", "--family-samples", "1"])
+    assert "note: quadratics: the search meta-trained on this family" in capsys.readouterr().err
 
 
 def test_a_long_formula_is_a_formula_and_an_odd_config_only_silences_the_note(tmp_path, capsys):
-    from dsr_l2o.evaluation.run import selection_tasks
+    from dsr_l2o.evaluation.run import search_tasks
 
     long_formula = " + ".join(["m_tilde"] * 40)
     main(["evaluate", long_formula, "--baselines", "none", "--out", str(tmp_path / "long"), *TINY])
@@ -157,8 +160,9 @@ def test_a_long_formula_is_a_formula_and_an_odd_config_only_silences_the_note(tm
     run.mkdir()
     for text in ("- a list\n", "validation_tasks: " + "[" * 3000 + "]" * 3000 + "\n", "validation_tasks: 3\n"):
         (run / "config.yaml").write_text(text)
-        assert selection_tasks(run) == set()
+        assert search_tasks(run) == (set(), None)
     (run / "config.yaml").write_bytes(b"\xff\xfe")
-    assert selection_tasks(run) == set() and selection_tasks(None) == set()
-    (run / "config.yaml").write_text("validation_tasks: []\n")
-    assert "quadratic_illcond" in selection_tasks(run)  # the search falls back to the built-in set
+    assert search_tasks(run) == search_tasks(None) == (set(), None)
+    (run / "config.yaml").write_text("validation_tasks: []\ntasks: mixed\n")
+    names, family = search_tasks(run)
+    assert "quadratic_illcond" in names and family == "mixed"  # the search falls back to the built-in set

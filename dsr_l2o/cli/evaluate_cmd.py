@@ -101,7 +101,7 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     from ..evaluation import EvalProtocol, get_baselines, parse_baseline_kwargs, parse_baseline_list
     from ..evaluation.baselines import EXTRA_HINT
     from ..evaluation.protocol import DEFAULT_LRS, DEFAULT_TASKS
-    from ..evaluation.run import evaluate_to_dir, selection_tasks, source_formula
+    from ..evaluation.run import evaluate_to_dir, search_tasks, source_formula
     from ..tasks import get_tasks
 
     import torch
@@ -126,10 +126,13 @@ def evaluate(formula_or_result_dir, tasks_text, family_samples, baselines_text, 
     if skipped:
         click.echo(f"note: left out {', '.join(skipped)} (library not installed: {EXTRA_HINT})", err=True)
     click.echo(f"formula: {formula.text}  (grammar {formula.grammar.name})", err=True)
-    seen = selection_tasks(result_dir) & {t.name for t in tasks}
+    selected_on, family = search_tasks(result_dir)
+    seen = selected_on & {t.name for t in tasks}
     if seen:
         click.echo(f"note: {', '.join(sorted(seen))}: the search selected its formula on "
                    f"{'these tasks' if len(seen) > 1 else 'this task'}, so its scores there are not held out", err=True)
+    if family and tasks_text is not None and family in _split(tasks_text):
+        click.echo(f"note: {family}: the search meta-trained on this family, so its samples are not held out", err=True)
     stored = sum(b.name in (known or {}).get(t.name, {}) for b in baselines for t in tasks)
     total = protocol.runs_per_tune * ((1 + len(baselines)) * len(tasks) - stored)
     with click.progressbar(length=total, label="training runs", file=sys.stderr, show_pos=True) as bar:

@@ -45,21 +45,22 @@ def source_formula(source: str | Path, out: str | Path | None = None,
     return formula, None, Path(out)
 
 
-def selection_tasks(result_dir: Path | None) -> set[str]:
-    """Names of the validation tasks the search of ``result_dir`` selected on, read from its
-    ``config.yaml`` as the search reads it; empty for a formula text (``None``) or a config that
-    cannot be read (this is advice, not input the evaluation needs)."""
+def search_tasks(result_dir: Path | None) -> tuple[set[str], str | None]:
+    """What the search of ``result_dir`` saw, read from its ``config.yaml`` as the search reads it:
+    the names of the validation tasks it selected on, and the task family it meta-trained on
+    (``(set(), None)`` for a formula text (``None``) or a config that cannot be read: this is
+    advice, not input the evaluation needs)."""
     from ..search.config import load_config
     from ..tasks import VALIDATION_TASKS
 
     path = None if result_dir is None else Path(result_dir) / "config.yaml"
     if path is None or not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
-        return set()
+        return set(), None
     try:
-        names = load_config(path).validation_tasks or VALIDATION_TASKS
+        config = load_config(path)
     except (ConfigError, OSError, RecursionError):
-        return set()
-    return {n for n in names if isinstance(n, str)}
+        return set(), None
+    return set(config.validation_tasks or VALIDATION_TASKS), config.tasks
 
 
 MAX_CONFIG_BYTES = 1_000_000
