@@ -27,9 +27,8 @@ def source_formula(source: str | Path, out: str | Path | None = None,
                    grammar: str | Path | None = None) -> tuple[Formula, Path | None, Path]:
     """The formula of a result directory or of a formula text in ``grammar``, that directory
     (``None`` for a text) and the output directory (``out``, else the result directory)."""
-    from .result_dir import read_result_formula
-
     from ..resources import is_file
+    from .result_dir import read_result_formula
 
     path = Path(source)
     if is_file(path, directory=True):

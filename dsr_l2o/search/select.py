@@ -162,6 +162,8 @@ SEPARATION = 2.0
 """A lead counts when it exceeds this many standard errors of the paired differences."""
 NEGLIGIBLE = math.log(1.01)
 """A lead under 1% in geometric mean is a tie however consistent it is (rounding-sized)."""
+SIGNIFICANCE = 0.05
+"""Level of the one-sided signed-rank test of a lead across the validation tasks."""
 
 Evidence = Callable[[list["Candidate"]], list["float | None"]]
 """What other tasks say of each candidate (higher is better; None: nothing), for ties."""
@@ -233,10 +235,6 @@ def _task_tied(diffs: list[float]) -> bool:
     """Whether the leader's lead over the validation tasks could be a few tasks' doing: under
     :data:`SEPARATION` standard errors, and not significant in a one-sided 5% signed-rank test."""
     return _within_errors(diffs) and signed_rank_p(diffs) > SIGNIFICANCE
-
-
-SIGNIFICANCE = 0.05
-"""Level of the one-sided signed-rank test of a lead across the validation tasks."""
 
 
 def signed_rank_p(diffs: list[float]) -> float:
