@@ -94,19 +94,25 @@ def tune_pairs(seeds: int) -> dict[str, dict]:
     return out
 
 
-def seed_criterion(entry: dict, leader: str, other: str) -> str:
-    """The finalist round's seed criterion, shown: the lead in mean per-seed log ratio to tuned Adam
-    against the larger seed-to-seed spread, tied when the lead is not larger ("-" without per-seed
-    values, as for scores recorded by another benchmark)."""
-    from dsr_l2o.search.select import Candidate
+def seed_criteria(entry: dict, leader: str, other: str) -> tuple[str, str]:
+    """The finalist round's seed criterion, shown before and now: the lead in mean per-seed log ratio
+    to tuned Adam against the larger of the two seed-to-seed spreads (before), and against the spread
+    of the paired per-seed differences (now); a tie when the lead is not larger ("-" without
+    per-seed values, as for scores recorded by another benchmark)."""
+    import statistics
+
+    from dsr_l2o.search.select import Candidate, within_seed_spread
 
     logs = entry.get("seed_logs")
     if not logs:
-        return "-"
+        return "-", "-"
     a, b = (Candidate(None, n, None, seed_logs=logs[n]) for n in (leader, other))
-    lead = sum(b.seed_logs) / len(b.seed_logs) - sum(a.seed_logs) / len(a.seed_logs)
+    diffs = [y - x for x, y in zip(a.seed_logs, b.seed_logs)]
+    lead = sum(diffs) / len(diffs)
     spread = max(a.spread, b.spread)
-    return f"{lead:.3f} vs {spread:.3f}: {'tied' if lead <= spread else 'no'}"
+    before = f"{lead:.3f} vs {spread:.3f}: {'tied' if lead <= spread else 'no'}"
+    now = f"{lead:.3f} vs {statistics.stdev(diffs):.3f}: {'tied' if within_seed_spread(diffs) else 'no'}"
+    return before, now
 
 
 def main(argv=None) -> int:
@@ -142,14 +148,15 @@ def main(argv=None) -> int:
              "the fair protocol on the validation tasks with seeds 0-2 as that round does (the test tasks are "
              "not run). A diff is log(other / leader) on a task. **Tied** means the task criterion calls the "
              "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). The "
-             "*seed criterion* is the round's other test: the lead in mean per-seed log ratio to tuned Adam against the "
-             "larger seed-to-seed spread (a tie when the lead is not larger; only for pairs this script tuned). *Flips* is the share of "
+             "The *seed criterion* is the round's other test: the lead in mean per-seed log ratio to tuned Adam against "
+             "the larger of the two candidates' seed-to-seed spreads (before) or the spread of their paired per-seed "
+             "differences (now), a tie when the lead is not larger (only for pairs this script tuned). *Flips* is the share of "
              f"{DRAWS} copies of the scores (the same copies for both tests), each score multiplied by a factor drawn "
              "from exp(±0.1%) or exp(±0.5%), on which the answer differs: how much rounding-sized noise decides it "
              f"(about ±{100 * math.sqrt(0.25 / DRAWS) * 2:.0f} points at 50%, from {DRAWS} draws).", "",
              "| CPU | pair | leader wins | diffs under 1% | sign test p | tied (sign test) | flips ±0.1% | ±0.5% | "
-             "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% | seed criterion |",
-             "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|"]
+             "signed-rank p | tied (signed rank) | flips ±0.1% | ±0.5% | seed criterion before | now |",
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---|---|"]
     runs = {cpu: {label: e for label, e in pairs.items() if label in PAIRS} for cpu, pairs in runs.items()}
     for cpu, pairs in runs.items():
         for label, entry in pairs.items():
@@ -165,7 +172,7 @@ def main(argv=None) -> int:
             lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_p:.3g} | "
                          f"{'yes' if old[0] else 'no'} | {old[1]:.1%} | {old[2]:.1%} | {signed_rank_p(diffs):.3g} | "
                          f"{'yes' if new[0] else 'no'} | {new[1]:.1%} | {new[2]:.1%} | "
-                         f"{seed_criterion(entry, leader, other)} |")
+                         f"{' | '.join(seed_criteria(entry, leader, other))} |")
     lines += ["", "Per-task diffs (log of the other finalist's score over the leader's; positive: the leader is "
               "ahead):", ""]
     for cpu, pairs in runs.items():

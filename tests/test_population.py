@@ -96,6 +96,15 @@ def test_more_seeds_separate_a_lead_that_holds_in_every_seed():
     assert not _within_errors([float("inf")] + [0.0] * 5)
 
 
+def test_seed_noise_both_candidates_share_is_not_a_tie():
+    from dsr_l2o.search.select import within_seed_spread
+
+    leader, other = [-0.5, 0.0, 0.5], [-0.3, 0.2, 0.7]  # seeds move both alike; the lead is 0.2 in each
+    assert not within_seed_spread([a - b for a, b in zip(other, leader)])
+    assert within_seed_spread([0.3, -0.2, 0.4])  # a lead of 0.17 with a spread of 0.32
+    assert within_seed_spread([0.005, 0.006, 0.007]) and not within_seed_spread([float("inf")] * 3)
+
+
 def test_the_signed_rank_test_weighs_a_task_by_its_difference_and_drops_hairs():
     from scipy.stats import wilcoxon
 

@@ -175,7 +175,7 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
 
     The finalists (within :data:`FINALIST_MARGIN` of the best ratio) are re-scored with
     :data:`TIE_SEEDS`. A finalist is tied with the leader when their difference is within the
-    larger seed-to-seed spread, or when the lead is under :data:`SEPARATION` standard errors of
+    seed-to-seed spread of their paired per-seed differences, or when the lead is under :data:`SEPARATION` standard errors of
     their per-task differences and not significant in a signed-rank test (the validation
     tasks are a sample of the tasks the rule will meet; a lead that one task makes is not a lead).
     Finalists tied by seed noise alone are re-scored with :data:`MORE_SEEDS`, where the seed
@@ -188,8 +188,8 @@ def decide(usable: list[Candidate], scorer: "Scorer", log: Callable[[str], None]
     finalists = [c for c in usable if c.ratio <= best.ratio * FINALIST_MARGIN]
     if len(finalists) == 1:
         return best, scorer
-    seed_rules = (lambda c, leader: _mean(c.seed_logs) - _mean(leader.seed_logs) <= max(c.spread, leader.spread),
-                  lambda c, leader: _within_errors([a - b for a, b in zip(c.seed_logs, leader.seed_logs)]))
+    seed_rules = (lambda c, leader: within_seed_spread(_seed_differences(c, leader)),
+                  lambda c, leader: _within_errors(_seed_differences(c, leader)))
     for seeds, seed_tied in zip((TIE_SEEDS, MORE_SEEDS), seed_rules):
         scorer, rescored = _rescore(finalists, scorer, seeds)
         leader = min(rescored, key=lambda c: _mean(c.seed_logs))
@@ -224,6 +224,21 @@ def _rescore(finalists: list[Candidate], scorer: "Scorer", seeds: tuple[int, ...
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def _seed_differences(candidate: Candidate, leader: Candidate) -> list[float]:
+    """Per seed, the candidate's mean log ratio to tuned Adam minus the leader's (paired: the same
+    seeds and tasks)."""
+    return [a - b for a, b in zip(candidate.seed_logs, leader.seed_logs)]
+
+
+def within_seed_spread(diffs: list[float]) -> bool:
+    """Whether a lead of ``mean(diffs)`` (paired per-seed differences) is within their
+    seed-to-seed standard deviation, or under :data:`NEGLIGIBLE`."""
+    if not diffs or not all(map(math.isfinite, diffs)):
+        return False
+    mean = _mean(diffs)
+    return mean <= NEGLIGIBLE or (len(diffs) > 1 and mean <= statistics.stdev(diffs))
 
 
 def _task_differences(candidate: Candidate, leader: Candidate) -> list[float]:
