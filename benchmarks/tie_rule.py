@@ -35,19 +35,17 @@ JITTERS = (0.001, 0.005)
 DRAWS = 1000
 
 
+def sign_test_p(diffs: list[float]) -> float:
+    """One-sided p-value of the sign test that the leader wins more tasks than a fair coin would."""
+    wins, n = sum(d > 0 for d in diffs), len(diffs)
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
+
+
 def sign_test_tied(diffs: list[float]) -> bool:
     """The rule before: within two standard errors and won on too few tasks for a 5% sign test."""
     from dsr_l2o.search.select import _within_errors
 
-    wins, n = sum(d > 0 for d in diffs), len(diffs)
-    p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
-    return _within_errors(diffs) and p > 0.05
-
-
-def signed_rank_tied(diffs: list[float]) -> bool:
-    from dsr_l2o.search.select import _task_tied
-
-    return _task_tied(diffs)
+    return _within_errors(diffs) and sign_test_p(diffs) > 0.05
 
 
 def differences(scores: dict[str, dict[str, float]], leader: str, other: str) -> list[float]:
@@ -101,22 +99,21 @@ def seed_criteria(entry: dict, leader: str, other: str) -> tuple[str, str]:
     per-seed values, as for scores recorded by another benchmark)."""
     import statistics
 
-    from dsr_l2o.search.select import Candidate, within_seed_spread
+    from dsr_l2o.search.select import within_seed_spread
 
     logs = entry.get("seed_logs")
     if not logs:
         return "-", "-"
-    a, b = (Candidate(None, n, None, seed_logs=logs[n]) for n in (leader, other))
-    diffs = [y - x for x, y in zip(a.seed_logs, b.seed_logs)]
+    diffs = [y - x for x, y in zip(logs[leader], logs[other])]
     lead = sum(diffs) / len(diffs)
-    spread = max(a.spread, b.spread)
+    spread = max(statistics.stdev(logs[leader]), statistics.stdev(logs[other]))
     before = f"{lead:.3f} vs {spread:.3f}: {'tied' if lead <= spread else 'no'}"
     now = f"{lead:.3f} vs {statistics.stdev(diffs):.3f}: {'tied' if within_seed_spread(diffs) else 'no'}"
     return before, now
 
 
 def main(argv=None) -> int:
-    from dsr_l2o.search.select import signed_rank_p
+    from dsr_l2o.search.select import NEGLIGIBLE, _task_tied, signed_rank_p
     from machine import cpu_name
     from validation_scores import write_page
 
@@ -147,7 +144,7 @@ def main(argv=None) -> int:
              "Each pair is the one-seed leader of a search's finalist round and the other finalist, tuned under "
              "the fair protocol on the validation tasks with seeds 0-2 as that round does (the test tasks are "
              "not run). A diff is log(other / leader) on a task. **Tied** means the task criterion calls the "
-             "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). The "
+             "lead a few tasks' doing (under two standard errors of the diffs, and not significant at 5%). "
              "The *seed criterion* is the round's other test: the lead in mean per-seed log ratio to tuned Adam against "
              "the larger of the two candidates' seed-to-seed spreads (before) or the spread of their paired per-seed "
              "differences (now), a tie when the lead is not larger (only for pairs this script tuned). *Flips* is the share of "
@@ -163,13 +160,12 @@ def main(argv=None) -> int:
             _, leader, other = PAIRS[label]
             diffs = differences(entry["scores"], leader, other)
             wins, n = sum(d > 0 for d in diffs), len(diffs)
-            sign_p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n
-            small = sum(abs(d) <= math.log(1.01) for d in diffs)
-            rules = (sign_test_tied, signed_rank_tied)
+            small = sum(abs(d) <= NEGLIGIBLE for d in diffs)
+            rules = (sign_test_tied, _task_tied)
             rates = [flip_rates(entry["scores"], leader, other, rules, j) for j in JITTERS]
             old, new = ([rule(diffs)] + [r[k] for r in rates] for k, rule in enumerate(rules))
             entry["diffs"] = diffs
-            lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_p:.3g} | "
+            lines.append(f"| {cpu} | {label}: `{leader}` vs `{other}` | {wins}/{n} | {small} | {sign_test_p(diffs):.3g} | "
                          f"{'yes' if old[0] else 'no'} | {old[1]:.1%} | {old[2]:.1%} | {signed_rank_p(diffs):.3g} | "
                          f"{'yes' if new[0] else 'no'} | {new[1]:.1%} | {new[2]:.1%} | "
                          f"{' | '.join(seed_criteria(entry, leader, other))} |")
